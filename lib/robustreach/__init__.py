@@ -1,0 +1,13 @@
+"""robustreach: RNN controllers for a simulated point-mass arm, and their analysis.
+
+The package is organised in small modules with one job each; see `docs/architecture.md`.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("robustreach")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

@@ -1,0 +1,46 @@
+"""Feedback and motor channels: delay and noise between plant and controller.
+
+Feedback: a FIFO of `delay` entries, initially `delay` copies of the initial feedback; each
+step outputs the oldest entry and appends the newest (`delay = 0` passes through). Gaussian
+noise is added after the delay. Motor: `u + std * u * e1 + 1.8 * std * e2` elementwise.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+class FeedbackChannel(eqx.Module):
+    """Delay line plus additive Gaussian noise on the fed-back plant state `[pos, vel]`."""
+
+    delay: int = eqx.field(static=True)
+    noise_std: float = eqx.field(static=True)
+
+    def init_queue(self, initial: Float[Array, " n"]) -> Float[Array, "delay n"]:
+        """The FIFO before the first step: `delay` copies of the initial feedback."""
+        return jnp.broadcast_to(initial, (self.delay, initial.shape[-1]))
+
+    def __call__(
+        self, queue: Float[Array, "delay n"], newest: Float[Array, " n"], *, key: PRNGKeyArray
+    ) -> tuple[Float[Array, "delay n"], Float[Array, " n"]]:
+        """Push `newest`, pop the oldest, add noise; returns (new queue, noisy output)."""
+        if self.delay == 0:
+            delayed = newest
+        else:
+            delayed = queue[0]
+            queue = jnp.concatenate([queue[1:], newest[None]], axis=0)
+        noise = self.noise_std * jax.random.normal(key, newest.shape, newest.dtype)
+        return queue, delayed + noise
+
+
+class MotorChannel(eqx.Module):
+    """Signal-dependent plus constant motor noise (feedbax's reference form)."""
+
+    noise_std: float = eqx.field(static=True)
+
+    def __call__(self, command: Float[Array, "2"], *, key: PRNGKeyArray) -> Float[Array, "2"]:
+        multiplicative_key, additive_key = jax.random.split(key)
+        e1 = jax.random.normal(multiplicative_key, command.shape, command.dtype)
+        e2 = jax.random.normal(additive_key, command.shape, command.dtype)
+        return command + self.noise_std * command * e1 + 1.8 * self.noise_std * e2

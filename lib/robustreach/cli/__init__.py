@@ -1,0 +1,1 @@
+"""The `robustreach` command line: thin wrappers over the library's modules."""

@@ -1,0 +1,7 @@
+"""`robustreach` subcommands: db (under construction)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the main `robustreach` app."""

@@ -1,0 +1,39 @@
+"""Entry point of the `robustreach` command.
+
+Each group of subcommands lives in its own module of this package and attaches itself
+through a `register(app)` function, so that this file stays a list.
+"""
+
+from typing import Annotated
+
+import typer
+
+from robustreach import __version__
+from robustreach.cli import batch, db, train
+
+app = typer.Typer(
+    name="robustreach",
+    help="Train RNN controllers of a point-mass arm, analyse them, and build the results site.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"robustreach {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """robustreach command line."""
+
+
+for _module in (train, db, batch):
+    _module.register(app)

@@ -1,0 +1,94 @@
+"""Where and with what a result was made: time, package versions, git state, device, host.
+
+No tool notices by itself that imported code changed between two runs, so every record keeps
+the git commit and a dirty flag of the repository the code comes from.
+
+```python
+provenance()
+# {"created": "2025-01-01T12:00:00.000+00:00", "versions": {"python": "3.12.3", "jax": ...},
+#  "git": {"commit": "ab12...", "dirty": False}, "device": {"backend": "cpu", "kind": "cpu"},
+#  "hostname": "node17"}
+```
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import socket
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+__all__ = ["provenance", "git_state", "package_versions", "utc_now"]
+
+_PACKAGES = ("jax", "jaxlib", "equinox", "optax", "robustreach")
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601 with milliseconds."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of Python and the packages results depend on (None if absent)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_state(repo: str | Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the git repository holding `repo`.
+
+    `repo` defaults to the directory of the `robustreach` sources, since that is the code that
+    made the result. Outside git both are None; a repository without commits has commit None.
+    """
+    path = Path(repo) if repo is not None else Path(__file__).resolve().parent
+    status = _git(path, "status", "--porcelain")
+    if status is None:  # not a git work tree (or git missing)
+        return {"commit": None, "dirty": None}
+    head = _git(path, "rev-parse", "--verify", "--quiet", "HEAD")
+    return {"commit": head.strip() if head else None, "dirty": bool(status.strip())}
+
+
+def _device() -> dict[str, str | None]:
+    import jax
+
+    devices = jax.devices()
+    return {"backend": jax.default_backend(), "kind": devices[0].device_kind if devices else None}
+
+
+def provenance(repo: str | Path | None = None, *, device: bool | None = None) -> dict[str, Any]:
+    """Provenance of a result made now, in this process.
+
+    **Arguments:**
+    - `repo`: a path inside the git repository to describe (default: the robustreach sources).
+    - `device`: whether to report JAX's default backend and device kind. The default (None)
+      reports it only when JAX is already imported, because initialising a backend in, say, a
+      batch driver would claim GPU memory that its notebook kernels need.
+    """
+    if device is None:
+        device = "jax" in sys.modules
+    return {
+        "created": utc_now(),
+        "versions": package_versions(),
+        "git": git_state(repo),
+        "device": _device() if device else None,
+        "hostname": socket.gethostname(),
+    }

@@ -1,0 +1,31 @@
+"""Errors of the results store, each naming what to look at or what to run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["IndexCorruptError", "AmbiguousQueryError", "NoMatchError"]
+
+
+class IndexCorruptError(RuntimeError):
+    """`index.json` cannot be read as an index; it is left untouched for inspection."""
+
+
+class NoMatchError(KeyError):
+    """No record matches a hash or a query."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class AmbiguousQueryError(LookupError):
+    """Several records match where one was expected.
+
+    `fields` maps each field whose values differ among the matches to its distinct values, so
+    that the query can be narrowed; `hashes` lists the matching records.
+    """
+
+    def __init__(self, message: str, fields: dict[str, list[Any]], hashes: list[str]):
+        super().__init__(message)
+        self.fields = fields
+        self.hashes = hashes
