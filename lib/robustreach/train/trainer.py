@@ -1,0 +1,201 @@
+"""The ensemble trainer: replicates and conditions as batch axes of the parameter arrays.
+
+```python
+result = train_conditions([hp_unperturbed, hp_curl])   # one compiled step for both
+result.conditions[1].model        # curl-trained ensemble, best snapshot per replicate
+result.conditions[1].history      # per-batch loss terms, lr, perturbation scale, validation
+```
+`method="loop"` runs the same per-replicate step in a Python loop over conditions and
+replicates: the reference the vmapped path is checked against.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PyTree
+from tqdm.auto import tqdm
+
+from robustreach.config import Hyperparameters, load_hyperparameters
+from robustreach.model import ReachingModel, build_ensemble
+from robustreach.train.checkpoint import load_checkpoint, save_checkpoint
+from robustreach.train.conditions import stack_conditions
+from robustreach.train.history import best_batches, condition_history, empty_history
+from robustreach.train.schedules import snapshot_batches, validation_batches
+from robustreach.train.step import METRIC_NAMES, StepFunction, ensemble_step, make_optimizer, make_validation
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedCondition:
+    """One training condition's ensemble: the selected (best) and the final parameters."""
+
+    hyperparameters: Hyperparameters
+    model: ReachingModel  # per replicate, the snapshot with the lowest validation loss
+    final_model: ReachingModel
+    history: dict[str, Any]
+
+
+@dataclass
+class TrainingResult:
+    conditions: list[TrainedCondition]
+    n_batches_run: int
+    diverged: dict[str, int] | None = None  # {"batch", "condition", "replicate"} of the first NaN/Inf
+    compilations: dict[str, int] = field(default_factory=dict)
+
+
+def train_conditions(
+    conditions: list[Hyperparameters | dict],
+    *,
+    method: Literal["vmap", "loop"] = "vmap",
+    checkpoint_path: Path | str | None = None,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+) -> TrainingResult:
+    """Train every condition's ensemble of `train.n_replicates` together.
+
+    **Arguments:**
+
+    - `conditions`: hyperparameters differing only in batchable values (see `conditions.py`).
+    - `method`: "vmap" (one step over all replicates and conditions) or "loop" (reference).
+    - `checkpoint_path`: where to save the training state every `train.checkpoint_every`
+      batches and on Ctrl-C; if the file exists, training resumes from it.
+    - `progress`: show a progress bar with the current loss.
+    - `on_batch`: called with the batch index after each batch (e.g. to interrupt in tests).
+    """
+    hps = [load_hyperparameters(hp) for hp in conditions]
+    hp, train = hps[0], hps[0].train
+    n_conditions, n_replicates = len(hps), train.n_replicates
+    condition_arrays = stack_conditions(hps)
+
+    init_key, train_key, validation_key = jax.random.split(jax.random.PRNGKey(train.seed), 3)
+    replicate_params, static = eqx.partition(build_ensemble(hp, init_key), eqx.is_array)
+    optimizer = make_optimizer(hp)
+    step_traces: list = []
+    validation_traces: list = []
+    step = StepFunction(static=static, optimizer=optimizer, hp=hp, trace_counter=step_traces)
+    validate = make_validation(hp, static, validation_traces)
+    run_step = ensemble_step(step) if method == "vmap" else _loop_step(step, n_conditions, n_replicates)
+
+    snapshots_at = snapshot_batches(train)
+    snapshot_slot = {int(b): i for i, b in enumerate(snapshots_at)}
+    validate_at = set(validation_batches(train).tolist())
+    params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n_conditions, *x.shape)), replicate_params)
+    state = {
+        "params": params,
+        "opt_state": jax.vmap(jax.vmap(optimizer.init))(params),
+        "history": empty_history(train.n_batches, n_conditions, n_replicates),
+        "snapshots": jax.tree_util.tree_map(lambda x: np.zeros((len(snapshots_at), *x.shape), x.dtype), params),
+        "next_batch": np.zeros((), np.int32),
+    }
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+    if checkpoint_path and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path, state)
+        logger.info("resuming from %s at batch %d", checkpoint_path, int(state["next_batch"]))
+    state["history"] = {k: np.array(v) for k, v in state["history"].items()}
+    state["snapshots"] = jax.tree_util.tree_map(np.array, state["snapshots"])
+
+    _log_provenance()
+    replicate_ids = jnp.arange(n_replicates)
+    diverged = None
+    start = int(state["next_batch"])
+    bar = tqdm(range(start, train.n_batches), desc="training", initial=start, total=train.n_batches, disable=not progress)
+    batch = start - 1
+    try:
+        for batch in bar:
+            params, opt_state, metrics = run_step(
+                state["params"], state["opt_state"], condition_arrays, jnp.int32(batch), train_key, replicate_ids
+            )
+            metrics = jax.device_get(metrics)
+            for name in METRIC_NAMES:
+                state["history"][name][batch] = metrics[name]
+            state["params"], state["opt_state"] = params, opt_state
+            state["next_batch"] = np.asarray(batch + 1, np.int32)
+            if not np.all(metrics["finite"]):
+                c, r = (int(i[0]) for i in np.nonzero(~metrics["finite"].astype(bool)))
+                diverged = {"batch": batch, "condition": c, "replicate": r}
+                logger.error("non-finite loss or parameters at batch %d (condition %d, replicate %d): "
+                             "training stopped, last finite parameters kept", batch, c, r)
+                break
+            if batch in validate_at:
+                state["history"]["validation"][batch] = np.asarray(validate(params, condition_arrays, validation_key))
+            if batch in snapshot_slot:
+                host_params = jax.device_get(params)
+                for leaf, snapshot in zip(jax.tree_util.tree_leaves(host_params), jax.tree_util.tree_leaves(state["snapshots"])):
+                    snapshot[snapshot_slot[batch]] = leaf
+            if checkpoint_path and train.checkpoint_every and (batch + 1) % train.checkpoint_every == 0:
+                save_checkpoint(checkpoint_path, state)
+            bar.set_postfix(loss=f"{float(np.mean(metrics['total'])):.4g}")
+            if on_batch is not None:
+                on_batch(batch)
+    except KeyboardInterrupt:
+        if checkpoint_path:
+            save_checkpoint(checkpoint_path, state)
+            logger.warning("interrupted: training state saved to %s (run again to resume)", checkpoint_path)
+        raise
+    finally:
+        bar.close()
+
+    n_done = int(state["next_batch"])
+    trained = _split_conditions(hps, state, static, snapshots_at, n_done)
+    compilations = {"train_step": len(step_traces), "validation": len(validation_traces)}
+    return TrainingResult(trained, n_done, diverged, compilations)
+
+
+def _split_conditions(hps, state, static, snapshots_at, n_done) -> list[TrainedCondition]:
+    """Per condition: final and best-snapshot ensembles, and the condition's history."""
+    taken = snapshots_at < n_done
+    best = best_batches(state["history"]["validation"][:n_done], snapshots_at[taken])  # (C, R)
+    slot = np.searchsorted(snapshots_at, best)
+    n_conditions, n_replicates = best.shape
+    c_index, r_index = np.meshgrid(np.arange(n_conditions), np.arange(n_replicates), indexing="ij")
+    best_params = jax.tree_util.tree_map(lambda s: jnp.asarray(s[slot, c_index, r_index]), state["snapshots"])
+    results = []
+    for c, hp in enumerate(hps):
+        select = lambda tree: jax.tree_util.tree_map(lambda x: x[c], tree)  # noqa: E731
+        results.append(
+            TrainedCondition(
+                hyperparameters=hp,
+                model=eqx.combine(select(best_params), static),
+                final_model=eqx.combine(select(state["params"]), static),
+                history=condition_history(state["history"], c, snapshots_at, hp.train.exclusion_k, n_done),
+            )
+        )
+    return results
+
+
+def _loop_step(step: StepFunction, n_conditions: int, n_replicates: int) -> Callable:
+    """Reference path: the single-replicate step in a Python loop over conditions and replicates."""
+    single = eqx.filter_jit(step)
+
+    def run(params, opt_state, conditions, batch, key, replicate_ids) -> tuple[PyTree, PyTree, dict]:
+        outputs = []
+        for c in range(n_conditions):
+            condition = jax.tree_util.tree_map(lambda x: x[c], conditions)
+            row = []
+            for r in range(n_replicates):
+                pick = lambda tree: jax.tree_util.tree_map(lambda x: x[c, r], tree)  # noqa: E731
+                row.append(single(pick(params), pick(opt_state), condition, batch, key, replicate_ids[r]))
+            outputs.append(jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *row))
+        return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *outputs)
+
+    return run
+
+
+def _log_provenance() -> None:
+    try:
+        from robustreach.provenance import provenance
+    except ImportError:  # the store's provenance module is optional at this layer
+        return
+    info = provenance()
+    logger.info("versions %s, git %s%s, device %s", info.get("versions"), info.get("git_commit"),
+                " (dirty)" if info.get("git_dirty") else "", info.get("device"))
