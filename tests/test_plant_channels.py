@@ -51,7 +51,7 @@ def test_delay_line_outputs_oldest_entry(delay):
     queue = channel.init_queue(jnp.array([-1.0]))
     outputs = []
     for value in range(1, 8):
-        queue, out = channel(queue, jnp.array([float(value)]), key=jax.random.PRNGKey(0))
+        queue, out = channel(queue, jnp.array([float(value)]), jnp.zeros(1))
         outputs.append(float(out[0]))
     expected = [(v - delay) if v - delay >= 1 else -1.0 for v in range(1, 8)]
     assert outputs == expected
@@ -61,7 +61,7 @@ def test_feedback_noise_has_configured_mean_and_std():
     channel = FeedbackChannel(delay=0, noise_std=0.3)
     keys = jax.random.split(jax.random.PRNGKey(1), 20000)
     signal = jnp.array([0.5, -1.0, 2.0, 0.0])
-    _, out = jax.vmap(lambda k: channel(channel.init_queue(signal), signal, key=k))(keys)
+    _, out = jax.vmap(lambda k: channel(channel.init_queue(signal), signal, jax.random.normal(k, (4,))))(keys)
     noise = np.asarray(out - signal)
     np.testing.assert_allclose(noise.mean(axis=0), 0.0, atol=0.01)  # 4 sigma of the mean ~ 0.0085
     np.testing.assert_allclose(noise.std(axis=0), 0.3, rtol=0.03)
@@ -71,7 +71,7 @@ def test_motor_noise_has_reference_mean_and_std():
     sigma, command = 0.1, jnp.array([2.0, -0.5])
     channel = MotorChannel(noise_std=sigma)
     keys = jax.random.split(jax.random.PRNGKey(2), 40000)
-    out = np.asarray(jax.vmap(lambda k: channel(command, key=k))(keys))
+    out = np.asarray(jax.vmap(lambda k: channel(command, *jax.random.normal(k, (2, 2))))(keys))
     # u + sigma u e1 + 1.8 sigma e2  ->  mean u, std sigma * sqrt(u^2 + 1.8^2)
     expected_std = sigma * np.sqrt(np.asarray(command) ** 2 + 1.8**2)
     assert np.all(np.abs(out.mean(axis=0) - np.asarray(command)) < 4 * expected_std / np.sqrt(40000))

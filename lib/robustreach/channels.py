@@ -3,12 +3,14 @@
 Feedback: a FIFO of `delay` entries, initially `delay` copies of the initial feedback; each
 step outputs the oldest entry and appends the newest (`delay = 0` passes through). Gaussian
 noise is added after the delay. Motor: `u + std * u * e1 + 1.8 * std * e2` elementwise.
+
+Channels take standard-normal samples rather than keys, so that a rollout draws all of a
+trial's noise in one vectorised call before its time loop.
 """
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
 
 class FeedbackChannel(eqx.Module):
@@ -22,16 +24,15 @@ class FeedbackChannel(eqx.Module):
         return jnp.broadcast_to(initial, (self.delay, initial.shape[-1]))
 
     def __call__(
-        self, queue: Float[Array, "delay n"], newest: Float[Array, " n"], *, key: PRNGKeyArray
+        self, queue: Float[Array, "delay n"], newest: Float[Array, " n"], standard_noise: Float[Array, " n"]
     ) -> tuple[Float[Array, "delay n"], Float[Array, " n"]]:
-        """Push `newest`, pop the oldest, add noise; returns (new queue, noisy output)."""
+        """Push `newest`, pop the oldest, add `noise_std * standard_noise`; returns (queue, output)."""
         if self.delay == 0:
             delayed = newest
         else:
             delayed = queue[0]
             queue = jnp.concatenate([queue[1:], newest[None]], axis=0)
-        noise = self.noise_std * jax.random.normal(key, newest.shape, newest.dtype)
-        return queue, delayed + noise
+        return queue, delayed + self.noise_std * standard_noise
 
 
 class MotorChannel(eqx.Module):
@@ -39,8 +40,8 @@ class MotorChannel(eqx.Module):
 
     noise_std: float = eqx.field(static=True)
 
-    def __call__(self, command: Float[Array, "2"], *, key: PRNGKeyArray) -> Float[Array, "2"]:
-        multiplicative_key, additive_key = jax.random.split(key)
-        e1 = jax.random.normal(multiplicative_key, command.shape, command.dtype)
-        e2 = jax.random.normal(additive_key, command.shape, command.dtype)
+    def __call__(
+        self, command: Float[Array, "2"], e1: Float[Array, "2"], e2: Float[Array, "2"]
+    ) -> Float[Array, "2"]:
+        """`e1`, `e2`: independent standard-normal samples."""
         return command + self.noise_std * command * e1 + 1.8 * self.noise_std * e2

@@ -76,23 +76,20 @@ class ReachingModel(eqx.Module):
 
         def update(carry, inputs):
             pos, vel, queue, hidden = carry
-            offset, step_key = inputs
-            feedback_key, hidden_key, motor_key = jax.random.split(step_key, 3)
-            queue, feedback = self.feedback(queue, jnp.concatenate([pos, vel]), key=feedback_key)
+            offset, noise = inputs
+            queue, feedback = self.feedback(queue, jnp.concatenate([pos, vel]), noise["feedback"])
             feedback = feedback + offset
             net_input = self.network_input(trial.context, trial.target_pos, trial.target_vel, feedback)
-            hidden = self.controller.cell(net_input, hidden)
-            hidden = hidden + self.hidden_noise_std * jax.random.normal(hidden_key, hidden.shape)
+            hidden = self.controller.cell(net_input, hidden) + self.hidden_noise_std * noise["hidden"]
             command = self.controller.readout(hidden)
-            force = self.motor(command, key=motor_key)
+            force = self.motor(command, noise["motor_multiplicative"], noise["motor_additive"])
             external = trial.curl * jnp.array([-vel[1], vel[0]]) + trial.force
             pos, vel = self.plant.step(pos, vel, force + external)
             outputs = (pos, vel, command, force, external, feedback, net_input, hidden)
             return (pos, vel, queue, hidden), outputs
 
         carry = (trial.init_pos, trial.init_vel, self.feedback.init_queue(initial_state), jnp.zeros(hidden_size))
-        step_keys = jax.random.split(key, n_steps - 1)
-        _, outputs = jax.lax.scan(update, carry, (trial.feedback_offset[1:], step_keys))
+        _, outputs = jax.lax.scan(update, carry, (trial.feedback_offset[1:], self._draw_noise(key, n_steps - 1)))
 
         initial = (
             trial.init_pos,
@@ -106,6 +103,13 @@ class ReachingModel(eqx.Module):
         )
         stacked = [jnp.concatenate([first[None], rest], axis=0) for first, rest in zip(initial, outputs)]
         return Trajectory(*stacked)
+
+
+    def _draw_noise(self, key: PRNGKeyArray, n_updates: int) -> dict[str, Float[Array, "n_updates _"]]:
+        """All standard-normal samples of a trial at once (one vectorised draw per source)."""
+        sizes = {"feedback": 4, "hidden": self.controller.hidden_size, "motor_multiplicative": 2, "motor_additive": 2}
+        keys = jax.random.split(key, len(sizes))
+        return {name: jax.random.normal(k, (n_updates, size)) for k, (name, size) in zip(keys, sizes.items())}
 
 
 def simulate(model: ReachingModel, trials: Trials, key: PRNGKeyArray) -> Trajectory:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.model import ReachingModel, build_ensemble
 from robustreach.train.checkpoint import load_checkpoint, save_checkpoint
-from robustreach.train.conditions import stack_conditions
+from robustreach.train.conditions import ConditionArrays, stack_conditions
 from robustreach.train.history import best_batches, condition_history, empty_history
 from robustreach.train.schedules import snapshot_batches, validation_batches
 from robustreach.train.step import METRIC_NAMES, StepFunction, ensemble_step, make_optimizer, make_validation
@@ -53,6 +53,57 @@ class TrainingResult:
     compilations: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class TrainingSetup:
+    """Initial parameters and optimiser state (condition x replicate axes) and the compiled step."""
+
+    hyperparameters: list[Hyperparameters]
+    conditions: ConditionArrays
+    static: ReachingModel
+    optimizer: Any
+    params: PyTree
+    opt_state: PyTree
+    run_step: Callable
+    train_key: jax.Array
+    validation_key: jax.Array
+    replicate_ids: jax.Array
+    step_traces: list = field(default_factory=list)
+    validation_traces: list = field(default_factory=list)
+
+
+def prepare_training(conditions: list[Hyperparameters | dict], method: Literal["vmap", "loop"] = "vmap") -> TrainingSetup:
+    """Everything a run needs before its first batch (also used by `benchmarks/train.py`).
+
+    Initial weights depend on `train.seed` only, so every condition starts from the same
+    replicates and a condition trains identically alone or in a group.
+    """
+    if method not in ("vmap", "loop"):
+        raise ValueError(f"method must be 'vmap' or 'loop', got {method!r}")
+    hps = [load_hyperparameters(hp) for hp in conditions]
+    hp = hps[0]
+    condition_arrays = stack_conditions(hps)
+    init_key, train_key, validation_key = jax.random.split(jax.random.PRNGKey(hp.train.seed), 3)
+    replicate_params, static = eqx.partition(build_ensemble(hp, init_key), eqx.is_array)
+    params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(hps), *x.shape)), replicate_params)
+    optimizer = make_optimizer(hp)
+    step_traces: list = []
+    step = StepFunction(static=static, optimizer=optimizer, hp=hp, trace_counter=step_traces)
+    run_step = ensemble_step(step) if method == "vmap" else _loop_step(step, len(hps), hp.train.n_replicates)
+    return TrainingSetup(
+        hyperparameters=hps,
+        conditions=condition_arrays,
+        static=static,
+        optimizer=optimizer,
+        params=params,
+        opt_state=jax.vmap(jax.vmap(optimizer.init))(params),
+        run_step=run_step,
+        train_key=train_key,
+        validation_key=validation_key,
+        replicate_ids=jnp.arange(hp.train.n_replicates),
+        step_traces=step_traces,
+    )
+
+
 def train_conditions(
     conditions: list[Hyperparameters | dict],
     *,
@@ -72,27 +123,20 @@ def train_conditions(
     - `progress`: show a progress bar with the current loss.
     - `on_batch`: called with the batch index after each batch (e.g. to interrupt in tests).
     """
-    hps = [load_hyperparameters(hp) for hp in conditions]
-    hp, train = hps[0], hps[0].train
+    setup = prepare_training(conditions, method)
+    hps, hp, train = setup.hyperparameters, setup.hyperparameters[0], setup.hyperparameters[0].train
     n_conditions, n_replicates = len(hps), train.n_replicates
-    condition_arrays = stack_conditions(hps)
-
-    init_key, train_key, validation_key = jax.random.split(jax.random.PRNGKey(train.seed), 3)
-    replicate_params, static = eqx.partition(build_ensemble(hp, init_key), eqx.is_array)
-    optimizer = make_optimizer(hp)
-    step_traces: list = []
-    validation_traces: list = []
-    step = StepFunction(static=static, optimizer=optimizer, hp=hp, trace_counter=step_traces)
-    validate = make_validation(hp, static, validation_traces)
-    run_step = ensemble_step(step) if method == "vmap" else _loop_step(step, n_conditions, n_replicates)
+    condition_arrays, static, run_step = setup.conditions, setup.static, setup.run_step
+    train_key, validation_key = setup.train_key, setup.validation_key
+    validate = make_validation(hp, static, setup.validation_traces)
 
     snapshots_at = snapshot_batches(train)
     snapshot_slot = {int(b): i for i, b in enumerate(snapshots_at)}
     validate_at = set(validation_batches(train).tolist())
-    params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n_conditions, *x.shape)), replicate_params)
+    params = setup.params
     state = {
         "params": params,
-        "opt_state": jax.vmap(jax.vmap(optimizer.init))(params),
+        "opt_state": setup.opt_state,
         "history": empty_history(train.n_batches, n_conditions, n_replicates),
         "snapshots": jax.tree_util.tree_map(lambda x: np.zeros((len(snapshots_at), *x.shape), x.dtype), params),
         "next_batch": np.zeros((), np.int32),
@@ -105,7 +149,7 @@ def train_conditions(
     state["snapshots"] = jax.tree_util.tree_map(np.array, state["snapshots"])
 
     _log_provenance()
-    replicate_ids = jnp.arange(n_replicates)
+    replicate_ids = setup.replicate_ids
     diverged = None
     start = int(state["next_batch"])
     bar = tqdm(range(start, train.n_batches), desc="training", initial=start, total=train.n_batches, disable=not progress)
@@ -147,7 +191,7 @@ def train_conditions(
 
     n_done = int(state["next_batch"])
     trained = _split_conditions(hps, state, static, snapshots_at, n_done)
-    compilations = {"train_step": len(step_traces), "validation": len(validation_traces)}
+    compilations = {"train_step": len(setup.step_traces), "validation": len(setup.validation_traces)}
     return TrainingResult(trained, n_done, diverged, compilations)
 
 
