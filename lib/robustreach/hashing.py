@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["canonical_json", "params_hash", "short_hash", "jsonable", "SHORT_HASH_LENGTH"]
+__all__ = ["SHORT_HASH_LENGTH", "canonical_json", "jsonable", "params_hash", "short_hash"]
 
 SHORT_HASH_LENGTH = 12
 
@@ -48,7 +48,9 @@ def _convert(obj: Any, path: str, *, canonical: bool) -> Any:
         if not math.isfinite(value):
             if canonical:
                 where = path or "<top level>"
-                raise ValueError(f"{value!r} at {where!r} has no canonical JSON form; parameters must be finite numbers")
+                raise ValueError(
+                    f"{value!r} at {where!r} has no canonical JSON form; parameters must be finite numbers"
+                )
             return value
         if canonical:
             if value == 0.0:
@@ -70,8 +72,8 @@ def _convert(obj: Any, path: str, *, canonical: bool) -> Any:
         return out
     if isinstance(obj, (list, tuple)):
         return [_convert(v, _child(path, i), canonical=canonical) for i, v in enumerate(obj)]
-    if hasattr(obj, "model_dump") and callable(obj.model_dump):  # pydantic models
-        return _convert(obj.model_dump(), path, canonical=canonical)
+    if hasattr(obj, "model_dump") and callable(obj.model_dump):  # pydantic models, e.g. Hyperparameters
+        return _convert(obj.model_dump(mode="json"), path, canonical=canonical)
     if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):  # NumPy and JAX arrays
         array = np.asarray(obj)
         if array.dtype.kind not in "biuf":

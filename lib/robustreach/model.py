@@ -106,10 +106,19 @@ class ReachingModel(eqx.Module):
 
 
     def _draw_noise(self, key: PRNGKeyArray, n_updates: int) -> dict[str, Float[Array, "n_updates _"]]:
-        """All standard-normal samples of a trial at once (one vectorised draw per source)."""
+        """All standard-normal samples of a trial at once (one vectorised draw per source).
+
+        Sources whose std is zero get zeros instead of random draws: generating random bits
+        for 50 hidden units per step would otherwise be a large share of a training step.
+        """
         sizes = {"feedback": 4, "hidden": self.controller.hidden_size, "motor_multiplicative": 2, "motor_additive": 2}
+        stds = {"feedback": self.feedback.noise_std, "hidden": self.hidden_noise_std,
+                "motor_multiplicative": self.motor.noise_std, "motor_additive": self.motor.noise_std}
         keys = jax.random.split(key, len(sizes))
-        return {name: jax.random.normal(k, (n_updates, size)) for k, (name, size) in zip(keys, sizes.items())}
+        return {
+            name: jax.random.normal(k, (n_updates, size)) if stds[name] > 0 else jnp.zeros((n_updates, size))
+            for k, (name, size) in zip(keys, sizes.items())
+        }
 
 
 def simulate(model: ReachingModel, trials: Trials, key: PRNGKeyArray) -> Trajectory:

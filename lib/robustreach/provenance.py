@@ -14,6 +14,7 @@ provenance()
 from __future__ import annotations
 
 import datetime
+import functools
 import platform
 import socket
 import subprocess
@@ -22,32 +23,36 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["provenance", "git_state", "package_versions", "utc_now"]
+__all__ = ["git_state", "package_versions", "provenance", "utc_now"]
 
 _PACKAGES = ("jax", "jaxlib", "equinox", "optax", "robustreach")
 
 
 def utc_now() -> str:
     """The current time in UTC, ISO 8601 with milliseconds."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> tuple[tuple[str, str | None], ...]:
+    # Reading package metadata takes milliseconds; installed versions do not change mid-run.
+    found = []
+    for name in _PACKAGES:
+        try:
+            found.append((name, version(name)))
+        except PackageNotFoundError:
+            found.append((name, None))
+    return tuple(found)
 
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of Python and the packages results depend on (None if absent)."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {"python": platform.python_version(), **dict(_installed_versions())}
 
 
 def _git(repo: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30, check=False
-        )
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None
@@ -58,13 +63,21 @@ def git_state(repo: str | Path | None = None) -> dict[str, Any]:
 
     `repo` defaults to the directory of the `robustreach` sources, since that is the code that
     made the result. Outside git both are None; a repository without commits has commit None.
+    Untracked files count as dirty: an unadded module can change results too.
     """
     path = Path(repo) if repo is not None else Path(__file__).resolve().parent
-    status = _git(path, "status", "--porcelain")
+    status = _git(path, "status", "--porcelain=v2", "--branch")  # one call: header has the commit
     if status is None:  # not a git work tree (or git missing)
         return {"commit": None, "dirty": None}
-    head = _git(path, "rev-parse", "--verify", "--quiet", "HEAD")
-    return {"commit": head.strip() if head else None, "dirty": bool(status.strip())}
+    commit = None
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split()[2]
+            commit = None if oid == "(initial)" else oid
+        elif line and not line.startswith("#"):
+            dirty = True
+    return {"commit": commit, "dirty": dirty}
 
 
 def _device() -> dict[str, str | None]:

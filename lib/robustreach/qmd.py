@@ -33,13 +33,14 @@ from nbformat import NotebookNode
 
 __all__ = [
     "QmdError",
-    "reads_qmd",
-    "read_qmd",
-    "writes_qmd",
-    "write_qmd",
-    "read_notebook",
-    "parameters_cell",
     "chunk_options",
+    "front_matter",
+    "parameters_cell",
+    "read_notebook",
+    "read_qmd",
+    "reads_qmd",
+    "write_qmd",
+    "writes_qmd",
 ]
 
 _CHUNK_OPEN = re.compile(r"^(?P<ticks>`{3,})\{python(?:[\s,][^}]*)?\}\s*$")
@@ -257,10 +258,24 @@ def read_notebook(path: str | Path) -> NotebookNode:
     raise QmdError(f"{path}: expected a .qmd or .ipynb notebook")
 
 
+def front_matter(nb: NotebookNode) -> dict[str, Any]:
+    """The YAML front matter of a notebook's first cell (a raw `---` cell), or `{}`."""
+    first = nb.cells[0] if nb.cells else None
+    if first is None or first.cell_type != "raw" or not first.source.startswith("---"):
+        return {}
+    try:
+        meta = yaml.safe_load(first.source.strip().strip("-"))
+    except yaml.YAMLError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def parameters_cell(nb: NotebookNode, *, name: str | None = None) -> NotebookNode:
     """The one code cell tagged `parameters` (papermill's convention); error if none or several."""
     found = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
     if len(found) != 1:
         what = "no cell" if not found else f"{len(found)} cells"
-        raise QmdError(f"{name or 'notebook'}: {what} tagged `parameters`; expected exactly one (`#| tags: [parameters]`)")
+        raise QmdError(
+            f"{name or 'notebook'}: {what} tagged `parameters`; expected exactly one (`#| tags: [parameters]`)"
+        )
     return found[0]

@@ -86,12 +86,16 @@ def _where_rows(mask: Bool[Array, " point"], new: Array, old: Array) -> Array:
     return jnp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
 
 
+def _clip(h: Array, bounds: tuple[float, float] | None) -> Array:
+    return h if bounds is None else jnp.clip(h, *bounds)
+
+
 def _adam(learning_rate: float, decay: float) -> optax.GradientTransformation:
     return optax.adam(optax.exponential_decay(learning_rate, transition_steps=1, decay_rate=decay))
 
 
 @eqx.filter_jit
-def _first_order_chunk(step, h, u, opt_state, active, n_iter, n_steps, tol_q, learning_rate, decay):
+def _first_order_chunk(step, h, u, opt_state, active, n_iter, n_steps, tol_q, learning_rate, decay, bounds):
     """Up to `n_steps` Adam steps on every active point; a point stops once `q < tol_q`."""
     optimiser = _adam(learning_rate, decay)
     q_and_grad = jax.vmap(jax.value_and_grad(lambda h_, u_: q_value(step, h_, u_)))
@@ -104,9 +108,9 @@ def _first_order_chunk(step, h, u, opt_state, active, n_iter, n_steps, tol_q, le
         i, h, state, active, n_iter = carry
         q, grad = q_and_grad(h, u)
         active = active & (q >= tol_q)
-        updates, new_state = jax.vmap(optimiser.update)(grad, state, h)
-        h = _where_rows(active, optax.apply_updates(h, updates), h)
-        state = jtu.tree_map(lambda n, o: _where_rows(active, n, o), new_state, state)
+        updates, state = jax.vmap(optimiser.update)(grad, state, h)
+        # Only h is masked: a stopped point never resumes, so its optimiser state is moot.
+        h = _where_rows(active, _clip(optax.apply_updates(h, updates), bounds), h)
         return i + 1, h, state, active, n_iter + active
 
     _, h, opt_state, active, n_iter = jax.lax.while_loop(cond, body, (0, h, opt_state, active, n_iter))
@@ -115,20 +119,23 @@ def _first_order_chunk(step, h, u, opt_state, active, n_iter, n_steps, tol_q, le
 
 
 def _lm_direction(a: Float[Array, "n n"], r: Float[Array, " n"], mu: Float[Array, ""]) -> Float[Array, " n"]:
-    """`argmin ||a dh + r||^2 + mu ||dh||^2`, by QR of the stacked system (no squared condition)."""
-    n = a.shape[0]
-    m = jnp.concatenate([a, jnp.sqrt(mu) * jnp.eye(n, dtype=a.dtype)], axis=0)
-    b = jnp.concatenate([-r, jnp.zeros_like(r)])
-    qmat, rmat = jnp.linalg.qr(m)
-    return jax.scipy.linalg.solve_triangular(rmat, qmat.T @ b, lower=False)
+    """`argmin ||a dh + r||^2 + mu ||dh||^2 = -(a^T a + mu I)^{-1} a^T r`, by Cholesky.
+
+    The normal equations square the condition number, but `mu > 0` keeps them positive
+    definite and the acceptance test guards the step; a QR of the stacked system costs 3-4x
+    more per point on the CPU for the same convergence in practice.
+    """
+    m = a.T @ a + mu * jnp.eye(a.shape[0], dtype=a.dtype)
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(m), -(a.T @ r))
 
 
 @eqx.filter_jit
-def _newton_chunk(step, h, u, lam, rejects, active, n_iter, n_steps, tol_q, max_rejects):
+def _newton_chunk(step, h, u, lam, rejects, active, n_iter, n_steps, tol_q, max_rejects, bounds):
     """Up to `n_steps` Levenberg-Marquardt iterations on every active point.
 
-    A point stops once `q < tol_q` or after `max_rejects` consecutive rejected steps
-    (a local minimum of `q` above zero: a slow point, not a fixed point).
+    A point stops once `q < tol_q` or after `max_rejects` consecutive steps that were
+    rejected or cut `q` by less than 1% (a local minimum of `q` above zero: a slow point,
+    not a fixed point; or the rounding floor of the precision).
     """
     value_and_jac = jax.vmap(jax.jacfwd(lambda h_, u_: (step(h_, u_), step(h_, u_)), has_aux=True))
     q_of = jax.vmap(lambda h_, u_: q_value(step, h_, u_))
@@ -146,11 +153,15 @@ def _newton_chunk(step, h, u, lam, rejects, active, n_iter, n_steps, tol_q, max_
         q = 0.5 * jnp.sum(r * r, axis=-1)
         active = active & (q >= tol_q) & (rejects < max_rejects)
         mu = lam * jnp.sqrt(2.0 * q) + tiny
-        h_trial = h + jax.vmap(_lm_direction)(jac - eye, r, mu)
-        accept = active & (q_of(h_trial, u) < q)  # False for NaN trials
+        h_trial = _clip(h + jax.vmap(_lm_direction)(jac - eye, r, mu), bounds)
+        q_trial = q_of(h_trial, u)
+        accept = active & (q_trial < q)  # False for NaN trials
         h = _where_rows(accept, h_trial, h)
         lam = jnp.where(active, jnp.where(accept, jnp.maximum(lam / 4.0, 1e-8), lam * 4.0), lam)
-        rejects = jnp.where(active, jnp.where(accept, 0, rejects + 1), rejects)
+        # Steps that cut q by less than 1% count towards giving up, accepted or not: at a
+        # minimum of q above zero (a slow point) Levenberg-Marquardt creeps on for ever.
+        stalled = ~(q_trial < 0.99 * q)
+        rejects = jnp.where(active, jnp.where(stalled, rejects + 1, 0), rejects)
         return i + 1, h, lam, rejects, active, n_iter + active
 
     carry = (0, h, lam, rejects, active, n_iter)
@@ -164,6 +175,39 @@ def _next_size(size: int, n_active: int, n_total: int) -> int:
     if n_active <= size // 4 and size > _MIN_BUCKET:
         return int(min(n_total, max(_MIN_BUCKET, 4 ** int(np.ceil(np.log(max(n_active, 1)) / np.log(4))))))
     return size
+
+
+@jax.jit
+def _take(tree, idx):
+    return jtu.tree_map(lambda x: x[idx], tree)
+
+
+@jax.jit
+def _put(tree, idx, part):
+    return jtu.tree_map(lambda full, p: full.at[idx].set(p), tree, part)
+
+
+@eqx.filter_jit
+def _q_batch(step, h, u):
+    return jax.vmap(lambda h_, u_: q_value(step, h_, u_))(h, u)
+
+
+@eqx.filter_jit
+def _first_order_state(h0, u, learning_rate, decay, bounds):
+    h0 = _clip(h0, bounds)
+    n = h0.shape[0]
+    return dict(
+        h=h0, u=u, opt=jax.vmap(_adam(learning_rate, decay).init)(h0),
+        active=jnp.ones(n, bool), n_iter=jnp.zeros(n, jnp.int32), q=jnp.full(n, jnp.inf, h0.dtype),
+    )
+
+
+@eqx.filter_jit
+def _newton_state(step, h, u, tol_q):
+    q = _q_batch(step, h, u)
+    n = h.shape[0]
+    return dict(h=h, u=u, lam=jnp.ones(n, h.dtype), rejects=jnp.zeros(n, jnp.int32),
+                active=q >= tol_q, n_iter=jnp.zeros(n, jnp.int32), q=q)
 
 
 def _run_phase(chunk_fn, state: dict, *, max_iters: int, chunk: int, desc: str, progress: bool) -> dict:
@@ -183,11 +227,12 @@ def _run_phase(chunk_fn, state: dict, *, max_iters: int, chunk: int, desc: str, 
         if n_active == 0:
             break
         size = _next_size(size, n_active, n_total)
-        idx = np.concatenate([np.flatnonzero(active), np.flatnonzero(~active)])[:size]
-        work = jtu.tree_map(lambda x: x[idx], state)
         n_steps = min(chunk, max_iters - done)
-        work = chunk_fn(work, jnp.asarray(n_steps))
-        state = jtu.tree_map(lambda full, part: full.at[idx].set(part), state, work)
+        if size == n_total:  # nothing to compact: run on the full batch in place
+            state = chunk_fn(state, jnp.asarray(n_steps))
+        else:
+            idx = np.concatenate([np.flatnonzero(active), np.flatnonzero(~active)])[:size]
+            state = _put(state, idx, chunk_fn(_take(state, idx), jnp.asarray(n_steps)))
         done += n_steps
         bar.update(n_steps)
     bar.close()
@@ -220,14 +265,15 @@ def find_fixed_points(
     u: Float[ArrayLike, " input"] | Float[ArrayLike, "point input"],
     *,
     tol_q: float = 1e-10,
-    newton_from_q: float = 1e-5,
+    newton_from_q: float = 1e-3,
     max_first_order: int = 5000,
     max_newton: int = 30,
-    learning_rate: float = 0.01,
-    lr_decay: float = 0.999,
+    learning_rate: float = 0.1,
+    lr_decay: float = 0.9998,
     max_rejects: int = 8,
     chunk_first_order: int = 250,
     chunk_newton: int = 2,
+    bounds: tuple[float, float] | None = None,
     progress: bool = True,
 ) -> FixedPointResult:
     """Fixed points of `step` from every starting state in `h0`, with `q < tol_q`.
@@ -235,7 +281,7 @@ def find_fixed_points(
     `q = 1/2 ||F(h, u) - h||^2` (sum over units). Adam runs on each point until its
     `q < newton_from_q` (or `tol_q` when `max_newton = 0`, i.e. first order only) or
     `max_first_order` steps; then Levenberg-Marquardt with the exact Jacobian runs until
-    `q < tol_q`, `max_rejects` consecutive rejected steps, or `max_newton` iterations.
+    `q < tol_q`, `max_rejects` consecutive steps without progress, or `max_newton` iterations.
 
     **Arguments:**
 
@@ -247,8 +293,13 @@ def find_fixed_points(
     - `newton_from_q`: `q` below which a point hands over from Adam to the polish.
     - `max_first_order`, `max_newton`: iteration caps per point for each phase.
     - `learning_rate`, `lr_decay`: Adam step size, multiplied by `lr_decay` every step.
-    - `max_rejects`: consecutive rejected polish steps after which a point is a slow point.
+    - `max_rejects`: consecutive polish steps without a 1% fall in `q` after which a point
+      stops (a slow point, or the precision's rounding floor).
     - `chunk_first_order`, `chunk_newton`: iterations per compiled chunk between compactions.
+    - `bounds`: optional box `(low, high)` for every unit; starts and iterates are clipped
+      into it. A GRU's or tanh RNN's fixed points lie in `(-1, 1)^n` (`h* = z h* + (1 - z) n`
+      gives `h* = n = tanh(.)`), and outside that box saturated update gates make `q` creep
+      towards 0 at infinity, so `(-1, 1)` keeps the search away from those false minima.
     - `progress`: show a tqdm bar per phase.
     """
     for name, value in (("tol_q", tol_q), ("newton_from_q", newton_from_q), ("learning_rate", learning_rate)):
@@ -262,42 +313,36 @@ def find_fixed_points(
     if newton_from_q < tol_q:
         raise ValueError(f"newton_from_q ({newton_from_q}) must not be below tol_q ({tol_q})")
     h0, u = _as_batch(step, h0, u)
-    n = h0.shape[0]
+    if bounds is not None:
+        bounds = (float(bounds[0]), float(bounds[1]))
+        if not bounds[0] < bounds[1]:
+            raise ValueError(f"bounds must be (low, high) with low < high; got {bounds}")
     handover = tol_q if max_newton == 0 else newton_from_q
     dtype = h0.dtype
 
     def first_order(work, n_steps):
         h, opt_state, active, n_iter, q = _first_order_chunk(
             step, work["h"], work["u"], work["opt"], work["active"], work["n_iter"], n_steps,
-            jnp.asarray(handover, dtype), learning_rate, lr_decay,
+            jnp.asarray(handover, dtype), learning_rate, lr_decay, bounds,
         )
         return dict(work, h=h, opt=opt_state, active=active, n_iter=n_iter, q=q)
-
-    state = dict(
-        h=h0, u=u,
-        opt=jax.vmap(_adam(learning_rate, lr_decay).init)(h0),
-        active=jnp.ones(n, bool), n_iter=jnp.zeros(n, jnp.int32), q=jnp.full(n, jnp.inf, dtype),
-    )
-    state = _run_phase(first_order, state, max_iters=max_first_order, chunk=chunk_first_order,
-                       desc="fixed points: Adam", progress=progress)
-    n_first_order = state["n_iter"]
-    q = jax.vmap(lambda h_, u_: q_value(step, h_, u_))(state["h"], u)
 
     def newton(work, n_steps):
         h, lam, rejects, active, n_iter, q = _newton_chunk(
             step, work["h"], work["u"], work["lam"], work["rejects"], work["active"], work["n_iter"],
-            n_steps, jnp.asarray(tol_q, dtype), max_rejects,
+            n_steps, jnp.asarray(tol_q, dtype), max_rejects, bounds,
         )
         return dict(work, h=h, lam=lam, rejects=rejects, active=active, n_iter=n_iter, q=q)
 
-    state = dict(
-        h=state["h"], u=u, lam=jnp.ones(n, dtype), rejects=jnp.zeros(n, jnp.int32),
-        active=q >= tol_q, n_iter=jnp.zeros(n, jnp.int32), q=q,
-    )
+    state = _first_order_state(h0, u, learning_rate, lr_decay, bounds)
+    state = _run_phase(first_order, state, max_iters=max_first_order, chunk=chunk_first_order,
+                       desc="fixed points: Adam", progress=progress)
+    n_first_order = state["n_iter"]
+    state = _newton_state(step, state["h"], u, jnp.asarray(tol_q, dtype))
     if max_newton > 0:
         state = _run_phase(newton, state, max_iters=max_newton, chunk=chunk_newton,
                            desc="fixed points: Levenberg-Marquardt", progress=progress)
-    q = jax.vmap(lambda h_, u_: q_value(step, h_, u_))(state["h"], u)
+    q = _q_batch(step, state["h"], u)
     return FixedPointResult(
         h=state["h"], u=u, q=q, converged=q < tol_q,
         n_first_order=n_first_order, n_newton=state["n_iter"], tol_q=float(tol_q),
@@ -315,6 +360,7 @@ def verify_float64(
     tol_q: float = 1e-12,
     polish_iters: int = 0,
     max_rejects: int = 8,
+    bounds: tuple[float, float] | None = None,
 ) -> FixedPointResult:
     """Recompute `q = 1/2 ||F(h, u) - h||^2` in float64, optionally after polishing there.
 
@@ -340,6 +386,7 @@ def verify_float64(
             h, _, _, _, extra, _ = _newton_chunk(
                 step64, h, u, jnp.ones(n), jnp.zeros(n, jnp.int32), jnp.ones(n, bool),
                 jnp.zeros(n, jnp.int32), jnp.asarray(polish_iters), jnp.asarray(tol_q), max_rejects,
+                None if bounds is None else (float(bounds[0]), float(bounds[1])),
             )
             n_newton = n_newton + extra
         q = q_of(h, u)

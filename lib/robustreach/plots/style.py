@@ -41,8 +41,8 @@ _CYCLIC = pc.cyclical.Phase
 _QUALITATIVE = {"replicate": pc.qualitative.Safe, "term": pc.qualitative.Dark2}
 KINDS: tuple[str, ...] = (*_SEQUENTIAL, "context", "direction", *_QUALITATIVE)
 
-FONT = dict(family="Helvetica, Arial, sans-serif", size=13, color="#222222")
-ZERO_LINE = dict(color="#9a9a9a", width=1, dash="dot")
+FONT = {"family": "Helvetica, Arial, sans-serif", "size": 13, "color": "#222222"}
+ZERO_LINE = {"color": "#9a9a9a", "width": 1, "dash": "dot"}
 
 
 def _rgb(colour: str) -> str:
@@ -111,7 +111,7 @@ def add_zero_line(fig: go.Figure, axis: Literal["x", "y"] = "y", **position: Any
     """
     if not position and fig._has_subplots():  # plotly's own check for make_subplots figures
         # Also into subplots without traces yet: zero lines are drawn before the data.
-        position = dict(row="all", col="all", exclude_empty_subplots=False)
+        position = {"row": "all", "col": "all", "exclude_empty_subplots": False}
     add = fig.add_hline if axis == "y" else fig.add_vline
     add(0, line=ZERO_LINE, layer="below", **position)
     return fig
@@ -122,12 +122,12 @@ def apply_style(fig: go.Figure, *, title: str | None = None) -> go.Figure:
     fig.update_layout(
         template="simple_white",
         font=FONT,
-        hoverlabel=dict(font_size=12),
-        legend=dict(tracegroupgap=2, itemsizing="constant"),
-        margin=dict(l=60, r=20, t=60 if title or fig.layout.title.text else 30, b=50),
+        hoverlabel={"font_size": 12},
+        legend={"tracegroupgap": 2, "itemsizing": "constant"},
+        margin={"l": 60, "r": 20, "t": 60 if title or fig.layout.title.text else 30, "b": 50},
     )
     if title is not None:
-        fig.update_layout(title=dict(text=title, x=0.02))
+        fig.update_layout(title={"text": title, "x": 0.02})
     fig.update_xaxes(ticks="outside", showline=True, zeroline=False)
     fig.update_yaxes(ticks="outside", showline=True, zeroline=False)
     return fig

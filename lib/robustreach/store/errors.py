@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["IndexCorruptError", "AmbiguousQueryError", "NoMatchError"]
+__all__ = ["AmbiguousQueryError", "DuplicateRecordError", "IndexCorruptError", "NoMatchError"]
 
 
 class IndexCorruptError(RuntimeError):
@@ -29,3 +29,7 @@ class AmbiguousQueryError(LookupError):
         super().__init__(message)
         self.fields = fields
         self.hashes = hashes
+
+
+class DuplicateRecordError(ValueError):
+    """A record with this hash is already in the table (use upsert to replace it)."""

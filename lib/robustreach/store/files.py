@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "dumps_side", "loads_side", "check_relative", "check_name"]
+__all__ = ["atomic_write", "check_name", "check_relative", "dumps_side", "loads_side"]
 
 _ARRAY_KEY = "__ndarray__"
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -1,0 +1,124 @@
+"""Run a parameter file: plan the runs, skip finished ones, execute the rest, record all.
+
+Only this coordinating process writes the index (table "runs"); workers return result
+dicts. A run is up to date when the index holds a record with its hash, status "ok", and
+its executed notebook still exists; `force=True` reruns everything. One failing run does not
+stop the others: the summary lists each failure with its cell and error.
+
+```python
+summary = run_batch("params/demo.yml", results="results", executor="processes", jobs=4)
+print(summary.report()); raise SystemExit(summary.exit_code)
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from robustreach.batch.execute import ensure_kernel
+from robustreach.batch.executors import ExecutorName, SlurmOptions, run_specs
+from robustreach.batch.runs import RunSpec, plan_runs
+from robustreach.paramfiles import load_paramfile
+from robustreach.store import ResultsStore
+
+__all__ = ["BatchSummary", "run_batch", "up_to_date"]
+
+TABLE = "runs"
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: records of runs that passed, failed, or were skipped as up to date."""
+
+    paramfile: Path
+    ok: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def report(self) -> str:
+        """A few lines for the terminal: counts, then one line per failure."""
+        counts = f"{len(self.ok)} ok, {len(self.failed)} failed, {len(self.skipped)} up to date (skipped)"
+        lines = [f"{self.paramfile}: {counts}"]
+        for record in self.failed:
+            error = record.get("error") or {}
+            cell = error.get("cell_index")
+            where = f"cell {cell}" if cell is not None else "before any cell ran"
+            if error.get("execution_count") is not None:
+                where += f" (In [{error['execution_count']}])"
+            lines.append(
+                f"  FAILED {record['notebook']} run {record['hash'][:12]}: {where}: "
+                f"{error.get('ename')}: {error.get('evalue')}\n    see {record['files']['notebook']}, {record['files']['log']}"
+            )
+        return "\n".join(lines)
+
+
+def up_to_date(store: ResultsStore, specs: list[RunSpec]) -> dict[str, dict[str, Any]]:
+    """Run hash -> the "runs" record that makes that spec unnecessary (ok, notebook on disk)."""
+    finished = {r["hash"]: r for r in store.find(TABLE, where={"status": "ok"})}  # one read of the index
+    return {
+        spec.hash: finished[spec.hash]
+        for spec in specs
+        if spec.hash in finished and (Path(spec.results) / finished[spec.hash]["files"]["notebook"]).is_file()
+    }
+
+
+def _record(spec: RunSpec, result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "hash": spec.hash,
+        "hyperparameters": spec.parameters,
+        "notebook": spec.notebook,
+        "part": spec.part,
+        "status": result["status"],
+        "duration_s": result["duration_s"],
+        "error": result["error"],
+        "files": result["files"],
+    }
+
+
+def run_batch(
+    paramfile: str | Path,
+    *,
+    results: str | Path = "results",
+    executor: ExecutorName = "sequential",
+    jobs: int = 1,
+    force: bool = False,
+    scheduler: str | None = None,
+    slurm: SlurmOptions | None = None,
+    root: str | Path | None = None,
+    kernel_name: str = "python3",
+    execution_timeout: int | None = None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Execute every (notebook, parameter set) of `paramfile` that is not up to date.
+
+    The parameter file is validated completely before anything runs (`ParamFileError`).
+    Returns a `BatchSummary`; its `exit_code` is non-zero when a run failed.
+    """
+    pf = load_paramfile(paramfile, root=root)
+    results = Path(results).resolve()
+    specs = plan_runs(pf, results, kernel_name=kernel_name, execution_timeout=execution_timeout)
+    store = ResultsStore(results)
+    summary = BatchSummary(paramfile=Path(paramfile))
+    done = {} if force else up_to_date(store, specs)
+    summary.skipped = [done[s.hash] for s in specs if s.hash in done]
+    todo = [s for s in specs if s.hash not in done]
+    if todo:
+        ensure_kernel(kernel_name)
+    bar = tqdm(total=len(todo), desc=f"{pf.path.stem} runs", unit="run", disable=not progress or not todo)
+    try:
+        for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
+            record = store.upsert(TABLE, _record(spec, result), key="hash")
+            (summary.ok if record["status"] == "ok" else summary.failed).append(record)
+            bar.set_postfix(failed=len(summary.failed), refresh=False)
+            bar.update()
+    finally:
+        bar.close()
+    return summary

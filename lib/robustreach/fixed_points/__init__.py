@@ -1,0 +1,38 @@
+"""Fixed points of a step function `F(h, u)`, their Jacobians and eigenmodes.
+
+`q = 1/2 ||F(h, u) - h||^2` (a sum over units) is the residual measure everywhere.
+
+- `finder`: `find_fixed_points` (Adam, then Levenberg-Marquardt with the exact Jacobian),
+  `verify_float64`, `sample_starts`, `CellStep`.
+- `filtering`: tolerance, outliers, de-duplication (`filter_fixed_points`).
+- `linearise`: Jacobians, eigendecomposition, tidy tables of labels and spectra.
+"""
+
+from robustreach.fixed_points.filtering import Filtered, deduplicate, filter_fixed_points, outlier_mask
+from robustreach.fixed_points.finder import (
+    CellStep,
+    FixedPointResult,
+    StepFn,
+    find_fixed_points,
+    q_value,
+    sample_starts,
+    verify_float64,
+)
+from robustreach.fixed_points.linearise import (
+    Linearisation,
+    eigendecompose,
+    jacobians,
+    linearisation_error,
+    linearise,
+    points_table,
+    readout_gain,
+    spectra_table,
+    time_constants,
+)
+
+__all__ = [
+    "CellStep", "Filtered", "FixedPointResult", "Linearisation", "StepFn", "deduplicate",
+    "eigendecompose", "filter_fixed_points", "find_fixed_points", "jacobians", "linearisation_error",
+    "linearise", "outlier_mask", "points_table", "q_value", "readout_gain", "sample_starts",
+    "spectra_table", "time_constants", "verify_float64",
+]
