@@ -17,12 +17,10 @@ import time
 import equinox as eqx
 import jax
 import numpy as np
-
 from _common import best_time, print_table, write_summary
-from robustreach.evaluate import build_trials, evaluate, load_spec, with_noise
-from robustreach.evaluate import _condition_grid, _resolve  # the same trials as `evaluate`
-from robustreach.measures import concat_tables, measures_table
 from robustreach.config import load_hyperparameters
+from robustreach.evaluate import evaluate, load_spec, prepare_evaluation
+from robustreach.measures import concat_tables, measures_table
 from robustreach.model import build_ensemble, simulate_replicates
 from robustreach.plots.distributions import measure_distributions
 from robustreach.plots.profiles import profiles
@@ -57,10 +55,8 @@ def main() -> None:
     evaluate_s = best_time(lambda: evaluate(model, hp, spec).trajectory.pos, repeats=args.repeats)
 
     # Reference: one compiled single-condition rollout, called in a loop over conditions.
-    params = _resolve(spec, model, hp)
-    trials, _ = build_trials(params, _condition_grid(spec, 0), 0)
-    keys = jax.random.split(jax.random.PRNGKey(0), args.realisations)
-    noisy = with_noise(model)
+    prepared = prepare_evaluation(model, hp, spec)  # the same trials, noise and keys as `evaluate`
+    trials, keys, noisy = prepared.trials, prepared.keys, prepared.model
     one_condition = eqx.filter_jit(
         lambda m, t, k: jax.vmap(lambda key: simulate_replicates(m, t, key), out_axes=1)(k)
     )

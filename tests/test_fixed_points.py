@@ -137,12 +137,13 @@ def test_bistable_system_all_three_points():
 
 def test_slow_point_is_reported_not_converged():
     """F(h) = h + h^2 + 0.01 has no fixed point; q has a minimum 0.5e-4 at h = 0.
-    The polish gives up after `max_rejects` refused steps instead of running to the cap."""
+    The polish gives up once its steps stop cutting q (near the minimum) instead of running
+    to the cap."""
     step = lambda h, u: h + h**2 + 0.01 + 0 * u  # noqa: E731
     res = find_fixed_points(step, jnp.array([[0.7], [-0.4]]), jnp.zeros(1), max_newton=100, **FAST)
     assert not bool(res.converged.any())
-    np.testing.assert_allclose(np.asarray(res.q), 0.5e-4, rtol=1e-2)
-    np.testing.assert_allclose(np.asarray(res.h)[:, 0], 0.0, atol=0.03)
+    np.testing.assert_allclose(np.asarray(res.q), 0.5e-4, rtol=5e-2)
+    np.testing.assert_allclose(np.asarray(res.h)[:, 0], 0.0, atol=0.05)
     assert np.all(np.asarray(res.n_newton) < 100)
 
 

@@ -7,15 +7,15 @@ overridden) and how many noise realisations per trial. `evaluate` runs every con
 replicate and realisation in one compiled call and returns an `Evaluation`:
 
 ```python
-spec = EvaluationSpec(perturbation="curl", amplitudes=[0, 0.5, 1, 2, 4], n_directions=24)
-evaluation = evaluate(ensemble, hyperparameters, spec, key=jax.random.PRNGKey(0))
+spec = EvaluationSpec(perturbation="curl", amplitudes=[0, 0.5, 1, 2, 4], n_realisations=2, seed=0)
+evaluation = evaluate(ensemble, hyperparameters, spec, store=store, model_hash=record["hash"])
 evaluation.trajectory.pos.shape   # (condition, replicate, realisation, trial, time, 2)
 evaluation.condition_table()      # amplitude (and impulse_amplitude, context) per condition
 ```
 
 Every condition sees the same noise realisations (common random numbers), so differences
 between conditions are the conditions' doing, not the noise's. With a results store,
-evaluations are cached by (model hash, `Evaluation.params`).
+evaluations are cached by (model hash, `Evaluation.params`); `store` is optional.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import equinox as eqx
 import jax
@@ -339,6 +339,45 @@ def _as_trajectory(result: Any) -> Trajectory:
     raise TypeError(f"cached evaluation should be a Trajectory or a dict of arrays, got {type(result).__name__}")
 
 
+class PreparedEvaluation(NamedTuple):
+    """Every input of the compiled rollout of one evaluation, and the labels of its axes."""
+
+    params: dict[str, Any]
+    conditions: tuple[dict[str, float], ...]
+    trials: Trials  # (condition, trial, ...)
+    impulse_angle: Float[Array, " trial"] | None
+    model: ReachingModel  # ensemble (leading replicate axis) with the evaluation's noise
+    keys: PRNGKeyArray  # one per realisation
+    dt: float
+
+
+def prepare_evaluation(
+    model: ReachingModel,
+    hyperparameters: Hyperparameters | Mapping[str, Any],
+    spec: EvaluationSpec | Mapping[str, Any] | None = None,
+) -> PreparedEvaluation:
+    """Validate the spec against the model and build the trials, noise and keys (no rollout)."""
+    hp = load_hyperparameters(hyperparameters if isinstance(hyperparameters, Hyperparameters) else dict(hyperparameters))
+    spec = load_spec(spec)
+    _check_model(model, hp)
+    if spec.context is not None and hp.context.n_inputs == 0:
+        raise ValueError(f"evaluate: context values {spec.context} given, but the model has no context input")
+    params = _resolve(spec, model, hp)
+    if spec.impulse and spec.impulse.onset + spec.impulse.duration > params["n_steps"]:
+        raise ValueError(
+            f"evaluate: impulse onset={spec.impulse.onset} + duration={spec.impulse.duration} "
+            f"exceeds n_steps={params['n_steps']}"
+        )
+    n_context = hp.context.n_inputs
+    conditions = _condition_grid(spec, n_context)
+    trials, angle = build_trials(params, conditions, n_context)
+    ensemble = with_noise(model, **spec.noise.model_dump())
+    if model.controller.readout.weight.ndim == 2:  # a single model: a one-replicate ensemble
+        ensemble = jax.tree_util.tree_map(lambda x: x[None] if eqx.is_array(x) else x, ensemble)
+    keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.n_realisations)
+    return PreparedEvaluation(params, tuple(conditions), trials, angle, ensemble, keys, hp.plant.dt)
+
+
 def evaluate(
     model: ReachingModel,
     hyperparameters: Hyperparameters | Mapping[str, Any],
@@ -357,42 +396,23 @@ def evaluate(
       no perturbation, training noise, one realisation, seed 0).
     - `store`, `model_hash`: with a store, the result is cached under (model hash, params).
     """
-    hp = load_hyperparameters(hyperparameters if isinstance(hyperparameters, Hyperparameters) else dict(hyperparameters))
-    spec = load_spec(spec)
-    _check_model(model, hp)
     if store is not None and not model_hash:
         raise ValueError("evaluate: a store needs the model_hash to cache the evaluation under")
-    if spec.context is not None and hp.context.n_inputs == 0:
-        raise ValueError(f"evaluate: context values {spec.context} given, but the model has no context input")
-    params = _resolve(spec, model, hp)
-    if spec.impulse and spec.impulse.onset + spec.impulse.duration > params["n_steps"]:
-        raise ValueError(
-            f"evaluate: impulse onset={spec.impulse.onset} + duration={spec.impulse.duration} "
-            f"exceeds n_steps={params['n_steps']}"
-        )
-
-    n_context = hp.context.n_inputs
-    conditions = _condition_grid(spec, n_context)
-    trials, angle = build_trials(params, conditions, n_context)
-    noisy_model = with_noise(model, **spec.noise.model_dump())
-    if model.controller.readout.weight.ndim == 2:  # a single model: a one-replicate ensemble
-        noisy_model = jax.tree_util.tree_map(lambda x: x[None] if eqx.is_array(x) else x, noisy_model)
-    ensemble = noisy_model
+    prepared = prepare_evaluation(model, hyperparameters, spec)
 
     def compute() -> dict[str, np.ndarray]:
-        keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.n_realisations)
-        trajectory = rollout_conditions(ensemble, trials, keys)
+        trajectory = rollout_conditions(prepared.model, prepared.trials, prepared.keys)
         return {f.name: np.asarray(getattr(trajectory, f.name)) for f in dataclasses.fields(Trajectory)}
 
-    result = compute() if store is None else store.cached_evaluation(model_hash, params, compute)
+    result = compute() if store is None else store.cached_evaluation(model_hash, prepared.params, compute)
     return Evaluation(
         trajectory=_as_trajectory(result),
-        trials=trials,
-        impulse_angle=angle,
-        conditions=tuple(conditions),
-        replicates=tuple(range(replicate_count(ensemble))),
-        params=params,
-        dt=hp.plant.dt,
+        trials=prepared.trials,
+        impulse_angle=prepared.impulse_angle,
+        conditions=prepared.conditions,
+        replicates=tuple(range(replicate_count(prepared.model))),
+        params=prepared.params,
+        dt=prepared.dt,
     )
 
 

@@ -1,15 +1,15 @@
 """Experiments as notebooks see them: shared hyperparameter sections plus training conditions.
 
 A notebook's parameters are the hyperparameter sections (`plant`, `train`, ...) and
-`conditions`, a mapping of dotted hyperparameter keys to lists of values whose combinations
-are the training conditions compared in that notebook (e.g. `{"perturbation.std": [0, 1]}`).
-Every notebook of a part takes the same parameters, so each one finds the models that the
-training notebook trained, through the results index.
+`conditions`, nested like the sections but with lists of values, whose combinations are the
+training conditions compared in that notebook (e.g. `{"perturbation": {"std": [0.0, 1.0]}}`).
+Every notebook of a part takes the same parameters, with the same defaults
+(`part_defaults`), so each one finds the models that the training notebook trained.
 
 ```python
 store = results_store()
 hps = expand_conditions(sections, conditions)
-models = trained_models(store, hps)          # trains what is missing, loads the rest
+models = trained_models(store, hps, conditions=conditions)   # trains what is missing
 ```
 """
 
@@ -26,40 +26,67 @@ from robustreach.model import ReachingModel
 
 SECTIONS = tuple(Hyperparameters.model_fields)
 
+# Demo-size defaults of each part's notebooks (parameter files give the real sizes).
+_DEMO_TRAIN = {"n_replicates": 2, "batch_size": 64, "n_batches": 300, "constant_lr_batches": 150, "validation_every": 25}
+PART_DEFAULTS: dict[str, dict[str, Any]] = {
+    "part1": {
+        "controller": {"hidden_size": 32},
+        "perturbation": {"type": "curl"},
+        "train": _DEMO_TRAIN,
+        "conditions": {"perturbation": {"std": [0.0, 1.0]}},
+    },
+    "part2": {
+        "controller": {"hidden_size": 32},
+        "perturbation": {"type": "curl", "std": 1.0, "p_perturbed": 0.5},
+        "context": {"variant": "binary", "on_value": 1.0, "off_value": 0.0},
+        "train": _DEMO_TRAIN,
+        "conditions": {"perturbation": {"std": [1.0]}},
+    },
+}
 
-def demo_sections(**overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every hyperparameter section with its defaults, some fields overridden (for parameter cells)."""
-    return load_hyperparameters(overrides).to_dict()
+
+def part_defaults(part: str) -> dict[str, Any]:
+    """Default notebook parameters of a part: every hyperparameter section, and `conditions`."""
+    if part not in PART_DEFAULTS:
+        raise ValueError(f"unknown part {part!r}; known: {', '.join(PART_DEFAULTS)}")
+    overrides = {k: v for k, v in PART_DEFAULTS[part].items() if k != "conditions"}
+    return {**load_hyperparameters(overrides).to_dict(), "conditions": PART_DEFAULTS[part]["conditions"]}
 
 
-def expand_conditions(sections: dict[str, Any], conditions: dict[str, list[Any]] | None = None) -> list[Hyperparameters]:
+def _condition_keys(conditions: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str]]:
+    keys = []
+    for section, fields in conditions.items():
+        if section not in SECTIONS or not isinstance(fields, dict):
+            raise ValueError(f"conditions.{section}: must be a hyperparameter section ({', '.join(SECTIONS)}) mapping fields to lists")
+        for field, values in fields.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"conditions.{section}.{field}: must be a non-empty list of values, got {values!r}")
+            keys.append((section, field))
+    return keys
+
+
+def expand_conditions(sections: dict[str, Any], conditions: dict[str, dict[str, list[Any]]] | None = None) -> list[Hyperparameters]:
     """One validated `Hyperparameters` per combination of the `conditions` values."""
     conditions = conditions or {}
-    for key, values in conditions.items():
-        if key.split(".")[0] not in SECTIONS or key.count(".") != 1:
-            raise ValueError(f"conditions key {key!r} must be 'section.field' with section one of {', '.join(SECTIONS)}")
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"conditions[{key!r}] must be a non-empty list, got {values!r}")
+    keys = _condition_keys(conditions)
     result = []
-    for combination in itertools.product(*conditions.values()):
-        merged = {name: dict(sections.get(name, {})) for name in SECTIONS if name in sections}
-        for key, value in zip(conditions, combination):
-            section, field = key.split(".")
+    for combination in itertools.product(*(conditions[s][f] for s, f in keys)):
+        merged = {name: dict(sections[name]) for name in SECTIONS if name in sections}
+        for (section, field), value in zip(keys, combination):
             merged.setdefault(section, {})[field] = value
-        result.append(load_hyperparameters(merged, source=f"conditions {dict(zip(conditions, combination))}"))
+        label = ", ".join(f"{s}.{f}={v}" for (s, f), v in zip(keys, combination))
+        result.append(load_hyperparameters(merged, source=f"condition {label}" if label else ""))
     return result
 
 
-def condition_label(hp: Hyperparameters, conditions: dict[str, list[Any]] | None) -> str:
-    """A short label naming the condition's values of the varied keys, e.g. 'std=0.5'."""
-    if not conditions:
+def condition_label(hp: Hyperparameters, conditions: dict[str, dict[str, list[Any]]] | None) -> str:
+    """A short label naming the condition's values of the varied fields, e.g. 'std=0.5'."""
+    keys = _condition_keys(conditions or {})
+    if not keys:
         return "model"
     values = hp.to_dict()
-    parts = []
-    for key in conditions:
-        section, field = key.split(".")
-        parts.append(f"{field}={values[section][field]:g}" if isinstance(values[section][field], float) else f"{field}={values[section][field]}")
-    return ", ".join(parts)
+    return ", ".join(f"{field}={values[section][field]:g}" if isinstance(values[section][field], float)
+                     else f"{field}={values[section][field]}" for section, field in keys)
 
 
 def results_dir() -> Path:
@@ -113,3 +140,20 @@ def trained_models(
         history = store.load_side_file(record, "history")
         result.append(TrainedModel(condition_label(hp, conditions), hp, model, record, history))
     return result
+
+
+def check_notebook_parameters(parameters: dict[str, Any], *, where: str) -> None:
+    """Validate the hyperparameters a notebook will receive, before any run starts.
+
+    Notebooks that take hyperparameter sections get every training condition validated
+    (value ranges, choices, schedule consistency); errors name `where` and the field.
+    """
+    from robustreach.config import ConfigError
+    from robustreach.paramfiles import ParamFileError
+
+    if not any(name in parameters for name in SECTIONS):
+        return
+    try:
+        expand_conditions(parameters, parameters.get("conditions"))
+    except (ConfigError, ValueError) as error:
+        raise ParamFileError(f"{where}: {error}") from None

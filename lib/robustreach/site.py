@@ -37,7 +37,7 @@ from robustreach.batch.execute import replace_directory
 from robustreach.hashing import short_hash
 from robustreach.qmd import front_matter
 from robustreach.store import ResultsStore
-from robustreach.store.figures import _plotly_js_asset
+from robustreach.store.figures import plotly_js_asset
 from robustreach.store.files import atomic_write
 from robustreach.store.query import flatten_record, varying_fields
 
@@ -96,7 +96,7 @@ def localize_site(directory: str | Path) -> list[Path]:
     Used after `quarto render` (a post-render step); returns the pages changed.
     """
     directory = Path(directory)
-    asset = _plotly_js_asset(directory / ASSETS)
+    asset = plotly_js_asset(directory / ASSETS)
     changed = []
     for page in sorted(directory.rglob("*.html")):
         text = page.read_text(encoding="utf-8")
@@ -249,7 +249,7 @@ def build_nbconvert_site(results: str | Path = "results") -> Path:
     tmp = results / f".{SITE}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        asset = _plotly_js_asset(tmp / ASSETS)
+        asset = plotly_js_asset(tmp / ASSETS)
         exporter = HTMLExporter(template_name="lab")
         pages: dict[str, str] = {}
         for notebook in sorted({r["notebook"] for r in runs}):

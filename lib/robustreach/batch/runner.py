@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from robustreach.batch.execute import ensure_kernel
 from robustreach.batch.executors import ExecutorName, SlurmOptions, run_specs
 from robustreach.batch.runs import RunSpec, plan_runs
+from robustreach.experiment import check_notebook_parameters
 from robustreach.paramfiles import load_paramfile
 from robustreach.store import ResultsStore
 
@@ -105,6 +106,8 @@ def run_batch(
     pf = load_paramfile(paramfile, root=root)
     results = Path(results).resolve()
     specs = plan_runs(pf, results, kernel_name=kernel_name, execution_timeout=execution_timeout)
+    for spec in specs:  # hyperparameter values too, not just keys and types, before any run
+        check_notebook_parameters(spec.parameters, where=f"{pf.path}: {spec.notebook}")
     store = ResultsStore(results)
     summary = BatchSummary(paramfile=Path(paramfile))
     done = {} if force else up_to_date(store, specs)
@@ -113,12 +116,16 @@ def run_batch(
     if todo:
         ensure_kernel(kernel_name)
     bar = tqdm(total=len(todo), desc=f"{pf.path.stem} runs", unit="run", disable=not progress or not todo)
+    # Notebooks run in the order the file lists them: every run of one notebook finishes
+    # before the next notebook's runs start, so analyses find the models training produced.
+    stages = [[s for s in todo if s.notebook == nb.name] for nb in pf.notebooks]
     try:
-        for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
-            record = store.upsert(TABLE, _record(spec, result), key="hash")
-            (summary.ok if record["status"] == "ok" else summary.failed).append(record)
-            bar.set_postfix(failed=len(summary.failed), refresh=False)
-            bar.update()
+        for stage in stages:
+            for spec, result in run_specs(stage, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
+                record = store.upsert(TABLE, _record(spec, result), key="hash")
+                (summary.ok if record["status"] == "ok" else summary.failed).append(record)
+                bar.set_postfix(failed=len(summary.failed), refresh=False)
+                bar.update()
     finally:
         bar.close()
     return summary

@@ -141,7 +141,7 @@ def time_constants(eigvals: ArrayLike, dt: float) -> np.ndarray:
         raise ValueError(f"dt must be positive; got {dt}")
     mod = np.abs(np.asarray(eigvals))
     with np.errstate(divide="ignore"):
-        return -dt / np.log(mod)
+        return np.where(mod == 1, np.inf, -dt / np.log(mod))  # log 1 = 0.0 would give -inf
 
 
 def readout_gain(readout: Float[ArrayLike, "out hidden"], vectors: Complex[ArrayLike, "... hidden mode"]) -> np.ndarray:

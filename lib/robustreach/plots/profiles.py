@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from robustreach.alignment import COMPONENTS, align_evaluation
 from robustreach.evaluate import Evaluation
 from robustreach.plots.style import add_zero_line, apply_style, colours, with_alpha
-from robustreach.plots.trajectories import LABEL_KINDS, _check_same_conditions, condition_text
+from robustreach.plots.trajectories import LABEL_KINDS, check_same_conditions, condition_text
 
 VARIABLE_NAMES = {"pos": "position", "vel": "velocity", "force": "force", "external_force": "external force"}
 
@@ -61,7 +61,7 @@ def profiles(
     unknown = [v for v in variables if v not in VARIABLE_NAMES] + [c for c in components if c not in COMPONENTS]
     if unknown:
         raise ValueError(f"profiles: unknown variable(s)/component(s) {unknown}; variables: {list(VARIABLE_NAMES)}, components: {list(COMPONENTS)}")
-    all_conditions = _check_same_conditions(evaluations)
+    all_conditions = check_same_conditions(evaluations)
     conditions = list(range(len(all_conditions)) if conditions is None else conditions)
     models = list(evaluations)
     if colour_by == "train_condition":

@@ -63,7 +63,8 @@ def _trajectory_info(evaluation: Evaluation, condition: Any, condition_index: in
     return np.asarray(rows, dtype=object)
 
 
-def _check_same_conditions(evaluations: Mapping[Any, Evaluation]) -> tuple[dict[str, float], ...]:
+def check_same_conditions(evaluations: Mapping[Any, Evaluation]) -> tuple[dict[str, float], ...]:
+    """The test conditions shared by every evaluation (figures compare models condition by condition)."""
     first_label, first = next(iter(evaluations.items()))
     for label, evaluation in evaluations.items():
         if evaluation.conditions != first.conditions:
@@ -135,7 +136,7 @@ def aligned_trajectories(
     """
     if not evaluations:
         raise ValueError("aligned_trajectories: no evaluations given")
-    all_conditions = _check_same_conditions(evaluations)
+    all_conditions = check_same_conditions(evaluations)
     conditions = list(range(len(all_conditions)) if conditions is None else conditions)
     models = list(evaluations)
     if colour_by == "train_condition":

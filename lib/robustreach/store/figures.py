@@ -54,7 +54,7 @@ def _check_formats(formats: Iterable[str]) -> list[str]:
     return formats
 
 
-def _plotly_js_asset(directory: Path) -> Path:
+def plotly_js_asset(directory: Path) -> Path:
     """`directory/plotly.min.js`, copied from the installed plotly package if absent or stale."""
     from plotly.offline import get_plotlyjs
 
@@ -154,7 +154,7 @@ class FiguresMixin:
             }
         )
         relstem = f"{FIGURES}/{identifier}/{short_hash(h)}"
-        asset = _plotly_js_asset(self.root / FIGURES) if "html" in formats else None
+        asset = plotly_js_asset(self.root / FIGURES) if "html" in formats else None
         written = _write_formats(fig, self.root / relstem, formats, asset)
         record = {
             "hash": h,
@@ -258,7 +258,7 @@ class FiguresMixin:
         for name, _, _ in named:
             counts[name] = counts.get(name, 0) + 1
 
-        asset = _plotly_js_asset(directory) if "html" in formats else None
+        asset = plotly_js_asset(directory) if "html" in formats else None
         paths: list[Path] = []
         for name, rec, fields in named:
             if counts[name] > 1:
