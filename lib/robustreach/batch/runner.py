@@ -105,23 +105,27 @@ def run_batch(
     """
     pf = load_paramfile(paramfile, root=root)
     results = Path(results).resolve()
-    specs = plan_runs(pf, results, kernel_name=kernel_name, execution_timeout=execution_timeout)
-    for spec in specs:  # hyperparameter values too, not just keys and types, before any run
+    options = {"kernel_name": kernel_name, "execution_timeout": execution_timeout}
+    for spec in plan_runs(pf, results, **options):  # hyperparameter values too, before any run
         check_notebook_parameters(spec.parameters, where=f"{pf.path}: {spec.notebook}")
     store = ResultsStore(results)
     summary = BatchSummary(paramfile=Path(paramfile))
-    done = {} if force else up_to_date(store, specs)
-    summary.skipped = [done[s.hash] for s in specs if s.hash in done]
-    todo = [s for s in specs if s.hash not in done]
-    if todo:
-        ensure_kernel(kernel_name)
-    bar = tqdm(total=len(todo), desc=f"{pf.path.stem} runs", unit="run", disable=not progress or not todo)
-    # Notebooks run in the order the file lists them: every run of one notebook finishes
-    # before the next notebook's runs start, so analyses find the models training produced.
-    stages = [[s for s in todo if s.notebook == nb.name] for nb in pf.notebooks]
+    bar = tqdm(total=0, desc=f"{pf.path.stem} runs", unit="run", disable=not progress)
     try:
-        for stage in stages:
-            for spec, result in run_specs(stage, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
+        # Notebooks run in the order the file lists them: every run of one notebook finishes
+        # before the next notebook's are planned and started, so analyses find the models
+        # training produced and index pages see the figures the analyses saved.
+        for notebook in pf.notebooks:
+            stage = plan_runs(pf, results, notebooks=[notebook.name], store=store, **options)
+            done = {} if force else up_to_date(store, stage)
+            summary.skipped += [done[s.hash] for s in stage if s.hash in done]
+            todo = [s for s in stage if s.hash not in done]
+            if not todo:
+                continue
+            ensure_kernel(kernel_name)
+            bar.total += len(todo)
+            bar.refresh()
+            for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
                 record = store.upsert(TABLE, _record(spec, result), key="hash")
                 (summary.ok if record["status"] == "ok" else summary.failed).append(record)
                 bar.set_postfix(failed=len(summary.failed), refresh=False)

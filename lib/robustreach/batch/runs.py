@@ -4,6 +4,10 @@ A run is identified by its hash, sha256 of the notebook's source text, the injec
 parameters (canonical JSON) and the library version: the same notebook run with the same
 values by the same library gives the same hash, so a finished run can be skipped.
 
+A notebook that shows what the index holds (the figures page) says so in its front matter,
+`robustreach: {reads-index: [figures]}`; the hashes of those tables' records then enter its
+run hash, so it reruns exactly when they change.
+
 ```
 results/runs/<notebook stem>/<short run hash>/<stem>.ipynb    executed notebook
                                              /<stem>.log      the kernel's stdout/stderr
@@ -20,13 +24,32 @@ from typing import Any
 from robustreach import __version__
 from robustreach.hashing import params_hash, short_hash
 from robustreach.paramfiles import ParamFile, expand
+from robustreach.qmd import front_matter, reads_qmd
 
 __all__ = ["RunSpec", "plan_runs", "run_hash"]
 
 
-def run_hash(notebook_source: str, parameters: dict[str, Any], version: str = __version__) -> str:
-    """sha256 of notebook source + canonical parameters + library version (full hex)."""
-    return params_hash({"notebook": notebook_source, "parameters": parameters, "version": version})
+def run_hash(notebook_source: str, parameters: dict[str, Any], version: str = __version__, index_state: str | None = None) -> str:
+    """sha256 of notebook source + canonical parameters + library version (full hex), and of
+    the index tables the notebook reads, when it reads any."""
+    identity = {"notebook": notebook_source, "parameters": parameters, "version": version}
+    if index_state is not None:
+        identity["index_state"] = index_state
+    return params_hash(identity)
+
+
+def tables_read(notebook_source: str) -> list[str]:
+    """The index tables a notebook declares it reads (`robustreach: {reads-index: [...]}`)."""
+    options = front_matter(reads_qmd(notebook_source)).get("robustreach") or {}
+    tables = options.get("reads-index") or []
+    return [tables] if isinstance(tables, str) else list(tables)
+
+
+def index_state(store: Any, tables: list[str]) -> str | None:
+    """A hash of the record hashes of `tables`, or None when the notebook reads none."""
+    if not tables:
+        return None
+    return params_hash({table: sorted(r["hash"] for r in store.find(table)) for table in sorted(tables)})
 
 
 @dataclass(frozen=True)
@@ -61,19 +84,25 @@ class RunSpec:
         }
 
 
-def plan_runs(pf: ParamFile, results: str | Path, **options: Any) -> list[RunSpec]:
+def plan_runs(
+    pf: ParamFile, results: str | Path, *, notebooks: list[str] | None = None, store: Any = None, **options: Any
+) -> list[RunSpec]:
     """One run per (notebook, parameter set), in file order; runs with equal hashes once.
 
     Two sets that differ only in parameters a notebook does not declare give that notebook
-    the same run (a grid over an analysis parameter does not retrain).
+    the same run (a grid over an analysis parameter does not retrain). `notebooks` limits
+    the plan to those (as named in the file); `store` supplies the index state for
+    notebooks that read the index (plan those just before they run).
     """
     results = str(Path(results).resolve())
     specs: dict[str, RunSpec] = {}
-    sources = {nb.name: nb.path.read_text(encoding="utf-8") for nb in pf.notebooks}
+    chosen = [nb for nb in pf.notebooks if notebooks is None or nb.name in notebooks]
+    sources = {nb.name: nb.path.read_text(encoding="utf-8") for nb in chosen}
+    states = {name: index_state(store, tables_read(src)) if store is not None else None for name, src in sources.items()}
     for pset in expand(pf):
-        for nb in pf.notebooks:
+        for nb in chosen:
             parameters = nb.parameters_for(pset)
-            h = run_hash(sources[nb.name], parameters)
+            h = run_hash(sources[nb.name], parameters, index_state=states[nb.name])
             specs.setdefault(
                 h,
                 RunSpec(
