@@ -64,3 +64,28 @@ def _shared(models: Sequence[TrainedModel]) -> dict[str, Any]:
         section: {k: v for k, v in values.items() if all(d[section].get(k) == v for d in dicts)}
         for section, values in dicts[0].items()
     }
+
+
+def figure_overview(store, identifier: str | None = None, **where: dict[str, Any]) -> pd.DataFrame:
+    """Per figure type: how many figures match `where` (train/test/figure filters) and which
+    parameters vary among them (what a reader can filter on)."""
+    records = store.find_figures(identifier, **where)
+    rows = []
+    for name in sorted({r["identifier"] for r in records}):
+        varying = store.varying("figures", type=name)
+        rows.append({"figure type": name, "figures": sum(r["identifier"] == name for r in records),
+                     "parameters that vary": ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "-"})
+    return pd.DataFrame(rows, columns=["figure type", "figures", "parameters that vary"])
+
+
+def show_figures(store, identifier: str | None = None, *, annotate: bool = True, limit: int = 12, **where: dict[str, Any]) -> int:
+    """Display the saved figures matching the filters, newest first, at most `limit` per type;
+    `annotate` writes the identifying parameters on each. Returns how many were shown."""
+    records = sorted(store.find_figures(identifier, **where), key=lambda r: (r["identifier"], r.get("created", "")))
+    shown: dict[str, int] = {}
+    for record in records:
+        if shown.get(record["identifier"], 0) >= limit:
+            continue
+        shown[record["identifier"]] = shown.get(record["identifier"], 0) + 1
+        store.load_figure(record, annotate=annotate).show()
+    return sum(shown.values())
