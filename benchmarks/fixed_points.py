@@ -29,7 +29,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from _common import print_table, write_summary
 from robustreach.fixed_points import (
     CellStep,
@@ -68,9 +67,9 @@ def percentiles(x) -> str:
 
 def throughput(step, u, h0, n_steps: int = 100) -> tuple[float, float]:
     """Point-steps/s of Adam and point-iterations/s of Levenberg-Marquardt, all points running."""
-    adam = lambda: find_fixed_points(step, h0, u, tol_q=1e-30, max_first_order=n_steps, max_newton=0,  # noqa: E731
+    adam = lambda: find_fixed_points(step, h0, u, tol_q=1e-30, max_first_order=n_steps, max_newton=0,
                                      chunk_first_order=n_steps, bounds=BOUNDS, progress=False)
-    lm = lambda: find_fixed_points(step, h0, u, tol_q=1e-30, newton_from_q=1e3, max_first_order=0,  # noqa: E731
+    lm = lambda: find_fixed_points(step, h0, u, tol_q=1e-30, newton_from_q=1e3, max_first_order=0,
                                    max_newton=3, chunk_newton=3, max_rejects=100, bounds=BOUNDS, progress=False)
     rates = []
     for run, count in ((adam, "n_first_order"), (lm, "n_newton")):
@@ -87,15 +86,15 @@ def solve(step, u, h0, label: str, **kwargs) -> dict:
     polished, polish_s = timed(lambda: verify_float64(step, result, tol_q=TOL, polish_iters=3, bounds=BOUNDS))
     ok = checked.converged
     n = len(result)
-    return dict(
-        method=label, n=n, wall_s=seconds,
-        float32_converged=int(np.sum(np.asarray(result.converged))),
-        verified_f64=int(ok.sum()), verified_fraction=float(ok.mean()),
-        adam_iters_p50_p90_max=percentiles(np.asarray(result.n_first_order)[ok]),
-        lm_iters_p50_p90_max=percentiles(np.asarray(result.n_newton)[ok]),
-        verify_s=verify_s, after_f64_polish=int(polished.converged.sum()), polish_s=polish_s,
-        _result=result,
-    )
+    return {
+        "method": label, "n": n, "wall_s": seconds,
+        "float32_converged": int(np.sum(np.asarray(result.converged))),
+        "verified_f64": int(ok.sum()), "verified_fraction": float(ok.mean()),
+        "adam_iters_p50_p90_max": percentiles(np.asarray(result.n_first_order)[ok]),
+        "lm_iters_p50_p90_max": percentiles(np.asarray(result.n_newton)[ok]),
+        "verify_s": verify_s, "after_f64_polish": int(polished.converged.sum()), "polish_s": polish_s,
+        "_result": result,
+    }
 
 
 def main() -> None:
@@ -110,8 +109,8 @@ def main() -> None:
     for n in args.sizes:
         h0 = starts(n)
         adam_rate, lm_rate = throughput(step, u, h0)
-        rate_rows.append(dict(n=n, adam_point_steps_per_s=adam_rate, lm_point_iters_per_s=lm_rate,
-                              adam_vs_field=adam_rate / FIELD_RATE))
+        rate_rows.append({"n": n, "adam_point_steps_per_s": adam_rate, "lm_point_iters_per_s": lm_rate,
+                              "adam_vs_field": adam_rate / FIELD_RATE})
         solve_rows.append(solve(step, u, h0, "first order only", max_newton=0,
                                 max_first_order=args.first_order_cap))
         solve_rows.append(solve(step, u, h0, "Adam + Levenberg-Marquardt"))
@@ -131,9 +130,9 @@ def main() -> None:
                  "n_starts"]].to_string(index=False))
 
     write_summary("fixed_points", {
-        "setup": dict(hidden=100, inputs=9, recurrent_gain=args.gain, start_std=0.5, bounds=list(BOUNDS),
-                      tol_q=TOL, q_convention="1/2 ||F(h,u) - h||^2 (sum over units)",
-                      first_order_cap=args.first_order_cap, field_rate_point_steps_per_s=FIELD_RATE),
+        "setup": {"hidden": 100, "inputs": 9, "recurrent_gain": args.gain, "start_std": 0.5, "bounds": list(BOUNDS),
+                      "tol_q": TOL, "q_convention": "1/2 ||F(h,u) - h||^2 (sum over units)",
+                      "first_order_cap": args.first_order_cap, "field_rate_point_steps_per_s": FIELD_RATE},
         "throughput": rate_rows,
         "solve": [{k: v for k, v in row.items() if not k.startswith("_")} for row in solve_rows],
         "fixed_points": table.assign(stability=table["stability"].astype(str)).to_dict(orient="records"),

@@ -7,10 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
+from robustreach.fixed_points import find_fixed_points, q_value, sample_starts, verify_float64
 
-from robustreach.fixed_points import CellStep, find_fixed_points, q_value, sample_starts, verify_float64
-
-FAST = dict(progress=False)
+FAST = {"progress": False}
 N = 16  # starting states in most tests: one shape, so the compiled loops are reused
 
 
@@ -139,12 +138,18 @@ def test_slow_point_is_reported_not_converged():
     """F(h) = h + h^2 + 0.01 has no fixed point; q has a minimum 0.5e-4 at h = 0.
     The polish gives up once its steps stop cutting q (near the minimum) instead of running
     to the cap."""
-    step = lambda h, u: h + h**2 + 0.01 + 0 * u  # noqa: E731
+    step = lambda h, u: h + h**2 + 0.01 + 0 * u
     res = find_fixed_points(step, jnp.array([[0.7], [-0.4]]), jnp.zeros(1), max_newton=100, **FAST)
     assert not bool(res.converged.any())
     np.testing.assert_allclose(np.asarray(res.q), 0.5e-4, rtol=5e-2)
     np.testing.assert_allclose(np.asarray(res.h)[:, 0], 0.0, atol=0.05)
     assert np.all(np.asarray(res.n_newton) < 100)
+    # First order only, Adam likewise moves on once its best q stops falling (patience).
+    res = find_fixed_points(step, jnp.array([[0.7], [-0.4]]), jnp.zeros(1), max_newton=0, max_first_order=5000,
+                            patience=200, **FAST)
+    assert not bool(res.converged.any())
+    assert np.all(np.asarray(res.n_first_order) < 5000)
+    np.testing.assert_allclose(np.asarray(res.q), 0.5e-4, rtol=5e-2)
 
 
 class LineAttractor(eqx.Module):
@@ -224,6 +229,7 @@ def test_sample_starts():
         (np.zeros((4, 6)), np.zeros(3), {"max_newton": 2.5}, "max_newton"),
         (np.zeros((4, 6)), np.zeros(3), {"newton_from_q": 1e-14}, "newton_from_q"),
         (np.zeros((4, 6)), np.zeros(3), {"bounds": (1.0, -1.0)}, "bounds"),
+        (np.zeros((4, 6)), np.zeros(3), {"patience": 0}, "patience"),
     ],
 )
 def test_bad_input_is_rejected(h0, u, kwargs, message):

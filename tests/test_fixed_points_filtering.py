@@ -3,7 +3,6 @@ hand-made sets and against a brute-force all-pairs implementation."""
 
 import numpy as np
 import pytest
-
 from robustreach.fixed_points import FixedPointResult, deduplicate, filter_fixed_points, outlier_mask
 
 

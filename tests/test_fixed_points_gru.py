@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
-
 from robustreach.fixed_points import (
     CellStep,
     filter_fixed_points,
@@ -25,7 +24,7 @@ def numpy_gru(cell: eqx.nn.GRUCell, h, u):
     wi, wh = np.asarray(cell.weight_ih, np.float64), np.asarray(cell.weight_hh, np.float64)
     bias, bias_n = np.asarray(cell.bias, np.float64), np.asarray(cell.bias_n, np.float64)
     gi, gh = np.split(wi @ u + bias, 3), np.split(wh @ h, 3)
-    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))
     r, z = sigmoid(gi[0] + gh[0]), sigmoid(gi[1] + gh[1])
     n = np.tanh(gi[2] + r * (gh[2] + bias_n))
     return (1 - z) * n + z * h
@@ -43,7 +42,7 @@ def starts(seed):
 
 def root64(cell, h_start):
     """SciPy's root of the NumPy GRU from `h_start`, checked by its own float64 residual."""
-    residual = lambda h: numpy_gru(cell, h, U.astype(np.float64)) - h  # noqa: E731
+    residual = lambda h: numpy_gru(cell, h, U.astype(np.float64)) - h
     ref = scipy.optimize.root(residual, h_start, tol=1e-14)
     assert np.linalg.norm(residual(ref.x)) < 1e-12, ref.message
     return ref.x
@@ -93,7 +92,7 @@ def test_jacobians_match_finite_differences():
     assert jac_h.dtype == np.float32 and jac_h64.dtype == np.float64
     for p in range(len(h64)):
         fd_h = central_differences(lambda h: numpy_gru(cell, h, u64), h64[p], 1e-6)
-        fd_u = central_differences(lambda u: numpy_gru(cell, h64[p], u), u64, 1e-6)
+        fd_u = central_differences(lambda u, h=h64[p]: numpy_gru(cell, h, u), u64, 1e-6)
         np.testing.assert_allclose(jac_h64[p], fd_h, atol=1e-8)
         np.testing.assert_allclose(jac_u64[p], fd_u, atol=1e-8)
         np.testing.assert_allclose(jac_h[p], fd_h, atol=2e-6)

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.optimize
-
 from robustreach.fixed_points import (
     eigendecompose,
     linearisation_error,
@@ -61,7 +60,7 @@ def test_jax_and_scipy_give_the_same_modes():
     jac = np.random.default_rng(2).normal(size=(3, 7, 7)).astype(np.float32)
     a, b = eigendecompose(jac, method="jax"), eigendecompose(jac, method="scipy")
     np.testing.assert_allclose(a[0], b[0], atol=1e-5)
-    proj = lambda r, l: np.einsum("pni,pmi->pinm", r, l.conj())  # noqa: E731
+    proj = lambda r, l: np.einsum("pni,pmi->pinm", r, l.conj())
     np.testing.assert_allclose(proj(a[1], a[2]), proj(b[1], b[2]), atol=1e-3)
 
 

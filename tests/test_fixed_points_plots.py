@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-
 from robustreach.fixed_points import linearise, points_table, spectra_table
 from robustreach.plots.fixed_points import (
     eigenvalue_spectra,

@@ -6,6 +6,8 @@
   `verify_float64`, `sample_starts`, `CellStep`.
 - `filtering`: tolerance, outliers, de-duplication (`filter_fixed_points`).
 - `linearise`: Jacobians, eigendecomposition, tidy tables of labels and spectra.
+- `sweep` (import it explicitly; it needs the reaching model): `goal_sweep`, fixed points of
+  a trained ensemble resting at each goal, per replicate and context value.
 """
 
 from robustreach.fixed_points.filtering import Filtered, deduplicate, filter_fixed_points, outlier_mask

@@ -61,7 +61,7 @@ class FixedPointResult(eqx.Module):
     def __len__(self) -> int:
         return int(self.h.shape[0])
 
-    def select(self, index: ArrayLike) -> "FixedPointResult":
+    def select(self, index: ArrayLike) -> FixedPointResult:
         """The rows picked by an integer index array or a boolean mask."""
         index = np.asarray(index)
         return jtu.tree_map(lambda x: x[index], self)
@@ -95,27 +95,33 @@ def _adam(learning_rate: float, decay: float) -> optax.GradientTransformation:
 
 
 @eqx.filter_jit
-def _first_order_chunk(step, h, u, opt_state, active, n_iter, n_steps, tol_q, learning_rate, decay, bounds):
-    """Up to `n_steps` Adam steps on every active point; a point stops once `q < tol_q`."""
+def _first_order_chunk(step, h, u, opt_state, active, n_iter, best, since, n_steps, tol_q, learning_rate, decay,
+                       bounds, patience):
+    """Up to `n_steps` Adam steps on every active point. A point stops once `q < tol_q`, or
+    when its best `q` has not fallen by 1% for `patience` steps (`best`, `since` track that)."""
     optimiser = _adam(learning_rate, decay)
     q_and_grad = jax.vmap(jax.value_and_grad(lambda h_, u_: q_value(step, h_, u_)))
 
     def cond(carry):
-        i, _, _, active, _ = carry
+        i, _, _, active, *_ = carry
         return (i < n_steps) & jnp.any(active)
 
     def body(carry):
-        i, h, state, active, n_iter = carry
+        i, h, state, active, n_iter, best, since = carry
         q, grad = q_and_grad(h, u)
-        active = active & (q >= tol_q)
+        improved = q < 0.99 * best
+        best = jnp.where(improved, q, best)
+        since = jnp.where(improved, 0, since + 1)
+        active = active & (q >= tol_q) & (since <= patience)
         updates, state = jax.vmap(optimiser.update)(grad, state, h)
         # Only h is masked: a stopped point never resumes, so its optimiser state is moot.
         h = _where_rows(active, _clip(optax.apply_updates(h, updates), bounds), h)
-        return i + 1, h, state, active, n_iter + active
+        return i + 1, h, state, active, n_iter + active, best, since
 
-    _, h, opt_state, active, n_iter = jax.lax.while_loop(cond, body, (0, h, opt_state, active, n_iter))
+    carry = (0, h, opt_state, active, n_iter, best, since)
+    _, h, opt_state, active, n_iter, best, since = jax.lax.while_loop(cond, body, carry)
     q = jax.vmap(lambda h_, u_: q_value(step, h_, u_))(h, u)
-    return h, opt_state, active & (q >= tol_q), n_iter, q
+    return h, opt_state, active & (q >= tol_q), n_iter, best, since, q
 
 
 def _lm_direction(a: Float[Array, "n n"], r: Float[Array, " n"], mu: Float[Array, ""]) -> Float[Array, " n"]:
@@ -196,18 +202,19 @@ def _q_batch(step, h, u):
 def _first_order_state(h0, u, learning_rate, decay, bounds):
     h0 = _clip(h0, bounds)
     n = h0.shape[0]
-    return dict(
-        h=h0, u=u, opt=jax.vmap(_adam(learning_rate, decay).init)(h0),
-        active=jnp.ones(n, bool), n_iter=jnp.zeros(n, jnp.int32), q=jnp.full(n, jnp.inf, h0.dtype),
-    )
+    return {
+        "h": h0, "u": u, "opt": jax.vmap(_adam(learning_rate, decay).init)(h0),
+        "active": jnp.ones(n, bool), "n_iter": jnp.zeros(n, jnp.int32), "q": jnp.full(n, jnp.inf, h0.dtype),
+        "best": jnp.full(n, jnp.inf, h0.dtype), "since": jnp.zeros(n, jnp.int32),
+    }
 
 
 @eqx.filter_jit
 def _newton_state(step, h, u, tol_q):
     q = _q_batch(step, h, u)
     n = h.shape[0]
-    return dict(h=h, u=u, lam=jnp.ones(n, h.dtype), rejects=jnp.zeros(n, jnp.int32),
-                active=q >= tol_q, n_iter=jnp.zeros(n, jnp.int32), q=q)
+    return {"h": h, "u": u, "lam": jnp.ones(n, h.dtype), "rejects": jnp.zeros(n, jnp.int32),
+            "active": q >= tol_q, "n_iter": jnp.zeros(n, jnp.int32), "q": q}
 
 
 def _run_phase(chunk_fn, state: dict, *, max_iters: int, chunk: int, desc: str, progress: bool) -> dict:
@@ -270,6 +277,7 @@ def find_fixed_points(
     max_newton: int = 30,
     learning_rate: float = 0.1,
     lr_decay: float = 0.9998,
+    patience: int | None = 500,
     max_rejects: int = 8,
     chunk_first_order: int = 250,
     chunk_newton: int = 2,
@@ -279,8 +287,8 @@ def find_fixed_points(
     """Fixed points of `step` from every starting state in `h0`, with `q < tol_q`.
 
     `q = 1/2 ||F(h, u) - h||^2` (sum over units). Adam runs on each point until its
-    `q < newton_from_q` (or `tol_q` when `max_newton = 0`, i.e. first order only) or
-    `max_first_order` steps; then Levenberg-Marquardt with the exact Jacobian runs until
+    `q < newton_from_q` (or `tol_q` when `max_newton = 0`, i.e. first order only), for
+    `max_first_order` steps, or until it stalls (`patience`); then Levenberg-Marquardt with the exact Jacobian runs until
     `q < tol_q`, `max_rejects` consecutive steps without progress, or `max_newton` iterations.
 
     **Arguments:**
@@ -293,6 +301,9 @@ def find_fixed_points(
     - `newton_from_q`: `q` below which a point hands over from Adam to the polish.
     - `max_first_order`, `max_newton`: iteration caps per point for each phase.
     - `learning_rate`, `lr_decay`: Adam step size, multiplied by `lr_decay` every step.
+    - `patience`: Adam steps without a 1% fall in a point's best `q` after which it moves on
+      (to the polish, or stops if there is none), e.g. when pinned against `bounds`; None:
+      never.
     - `max_rejects`: consecutive polish steps without a 1% fall in `q` after which a point
       stops (a slow point, or the precision's rounding floor).
     - `chunk_first_order`, `chunk_newton`: iterations per compiled chunk between compactions.
@@ -310,6 +321,9 @@ def find_fixed_points(
             raise ValueError(f"{name} must be a non-negative integer; got {value}")
     if not 0 < lr_decay <= 1:
         raise ValueError(f"lr_decay must lie in (0, 1]; got {lr_decay}")
+    if patience is not None and (int(patience) != patience or patience < 1):
+        raise ValueError(f"patience must be a positive integer or None; got {patience}")
+    patience = int(np.iinfo(np.int32).max - 1) if patience is None else int(patience)
     if newton_from_q < tol_q:
         raise ValueError(f"newton_from_q ({newton_from_q}) must not be below tol_q ({tol_q})")
     h0, u = _as_batch(step, h0, u)
@@ -321,11 +335,11 @@ def find_fixed_points(
     dtype = h0.dtype
 
     def first_order(work, n_steps):
-        h, opt_state, active, n_iter, q = _first_order_chunk(
-            step, work["h"], work["u"], work["opt"], work["active"], work["n_iter"], n_steps,
-            jnp.asarray(handover, dtype), learning_rate, lr_decay, bounds,
+        h, opt_state, active, n_iter, best, since, q = _first_order_chunk(
+            step, work["h"], work["u"], work["opt"], work["active"], work["n_iter"], work["best"], work["since"],
+            n_steps, jnp.asarray(handover, dtype), learning_rate, lr_decay, bounds, patience,
         )
-        return dict(work, h=h, opt=opt_state, active=active, n_iter=n_iter, q=q)
+        return dict(work, h=h, opt=opt_state, active=active, n_iter=n_iter, best=best, since=since, q=q)
 
     def newton(work, n_steps):
         h, lam, rejects, active, n_iter, q = _newton_chunk(

@@ -26,7 +26,7 @@ import jax.tree_util as jtu
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from jaxtyping import Array, ArrayLike, Complex, Float
+from jaxtyping import ArrayLike, Complex, Float
 
 from robustreach.fixed_points.finder import StepFn, _as_batch
 

@@ -5,6 +5,7 @@
 - `trajectories`: 2D centre-out paths, aligned trajectories with per-trial hover;
 - `profiles`: velocity / force profiles over time, mean ± 1 std;
 - `distributions`: distributions of behavioural measures across test conditions;
+- `sweeps`: a measure's mean ± std against a swept test value (context input, amplitude);
 - `training`: loss histories per term and replicate;
 - `fixed_points`: fixed points and eigen-spectra.
 

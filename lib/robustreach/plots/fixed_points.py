@@ -25,7 +25,7 @@ from plotly.subplots import make_subplots
 from robustreach.fixed_points.linearise import Linearisation
 from robustreach.plots.style import add_zero_line, apply_style, colour_map
 
-UNIT_CIRCLE = dict(color="#9a9a9a", width=1, dash="dot")
+UNIT_CIRCLE = {"color": "#9a9a9a", "width": 1, "dash": "dot"}
 _KIND_OF_COLUMN = {"context": "context", "replicate": "replicate"}
 _SPECTRUM_COLUMNS = {"point", "mode", "eig_real", "eig_imag", "abs", "angle", "tau", "frequency", "unstable",
                      "condition", "readout_gain", "readout_overlap"}
@@ -96,7 +96,7 @@ def eigenvalue_spectra(
         fig.add_scatter(
             x=rows["eig_real"], y=rows["eig_imag"], mode="markers",
             name=f"{colour_by} {value}" if colour_by else "eigenvalues",
-            marker=dict(color=colour, size=6, opacity=0.8), customdata=custom,
+            marker={"color": colour, "size": 6, "opacity": 0.8}, customdata=custom,
             hovertemplate="point %{customdata[0]}, mode %{customdata[1]}<br>|λ| %{customdata[2]:.4f}, "
                           "τ %{customdata[3]:.3g}" + key_lines + "<extra></extra>",
         )
@@ -170,7 +170,7 @@ def fixed_points_pca(
         paths = pca.project(trajectories)
         paths = np.concatenate([paths, np.full(paths.shape[:-2] + (1, paths.shape[-1]), np.nan)], axis=-2)
         fig.add_trace(scatter(paths.reshape(-1, paths.shape[-1]), mode="lines", name="trajectories",
-                              line=dict(color="rgba(120, 120, 120, 0.35)", width=1), hoverinfo="skip"))
+                              line={"color": "rgba(120, 120, 120, 0.35)", "width": 1}, hoverinfo="skip"))
     if lin is not None:
         segments = mode_segments(pca, points, lin, n_slow=n_slow, length=length)
         n_dim = 3 if three_d else 2
@@ -181,7 +181,7 @@ def fixed_points_pca(
             start = rows[[f"start_{i}" for i in range(n_dim)]].to_numpy()
             end = rows[[f"end_{i}" for i in range(n_dim)]].to_numpy()
             coords = np.stack([start, end, np.full_like(start, np.nan)], axis=1).reshape(-1, n_dim)
-            fig.add_trace(scatter(coords, mode="lines", name=f"{kind} modes", line=dict(color=colour, width=4),
+            fig.add_trace(scatter(coords, mode="lines", name=f"{kind} modes", line={"color": colour, "width": 4},
                                   hoverinfo="skip"))
     if stability is None and lin is not None:
         n_unstable = (np.abs(lin.eigvals) > 1).sum(axis=1)
@@ -192,13 +192,13 @@ def fixed_points_pca(
     for label in dict.fromkeys(labels.tolist()):
         mask = labels == label
         fig.add_trace(scatter(centre[mask], mode="markers", name=str(label),
-                              marker=dict(color=_STABILITY_COLOURS.get(label, "#222222"), size=5 if three_d else 9),
+                              marker={"color": _STABILITY_COLOURS.get(label, "#222222"), "size": 5 if three_d else 9},
                               customdata=np.flatnonzero(mask),
                               hovertemplate=f"{label} point %{{customdata}}<extra></extra>"))
     axis_titles = [f"PC{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(pca.explained)]
     if three_d:
-        fig.update_layout(scene=dict(xaxis_title=axis_titles[0], yaxis_title=axis_titles[1],
-                                     zaxis_title=axis_titles[2]))
+        fig.update_layout(scene={"xaxis_title": axis_titles[0], "yaxis_title": axis_titles[1],
+                                     "zaxis_title": axis_titles[2]})
     else:
         fig.update_xaxes(title=axis_titles[0])
         fig.update_yaxes(title=axis_titles[1], scaleanchor="x", scaleratio=1)
@@ -226,7 +226,7 @@ def leading_modes(
         name = f"{colour_by} {value}" if colour_by is not None else "fixed points"
         for col, y in ((1, "lead_abs"), (2, "lead_tau")):
             fig.add_scatter(x=rows[x], y=rows[y], mode="lines+markers", name=name, legendgroup=name,
-                            showlegend=col == 1, line=dict(color=colour), row=1, col=col)
+                            showlegend=col == 1, line={"color": colour}, row=1, col=col)
     fig.add_hline(1.0, line=UNIT_CIRCLE, layer="below", row=1, col=1)
     fig.update_xaxes(title=x)
     fig.update_yaxes(title="|λ₁|", row=1, col=1)

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from robustreach.alignment import COMPONENTS, align_evaluation
 from robustreach.evaluate import Evaluation
 from robustreach.plots.style import add_zero_line, apply_style, colours, with_alpha
-from robustreach.plots.trajectories import LABEL_KINDS, check_same_conditions, condition_text
+from robustreach.plots.trajectories import LABEL_KINDS, check_same_conditions, column_titles
 
 VARIABLE_NAMES = {"pos": "position", "vel": "velocity", "force": "force", "external_force": "external force"}
 
@@ -65,7 +65,7 @@ def profiles(
     conditions = list(range(len(all_conditions)) if conditions is None else conditions)
     models = list(evaluations)
     if colour_by == "train_condition":
-        columns, titles = conditions, [condition_text(all_conditions[c]) for c in conditions]
+        columns, titles = conditions, column_titles([all_conditions[c] for c in conditions])
         palette = dict(zip(models, colours("train_condition", models)))
         pick = lambda model, c: (palette[model], str(model), conditions.index(c) + 1)
     else:

@@ -37,6 +37,14 @@ def condition_text(labels: Mapping[str, float]) -> str:
     return ", ".join(f"{name}={value:g}" for name, value in labels.items()) or "default"
 
 
+def column_titles(conditions: Sequence[Mapping[str, float]]) -> list[str]:
+    """Short titles of test conditions shown side by side: only the labels that differ among
+    them (e.g. `impulse_amplitude=0.6`, not the shared `amplitude=0`); all labels if none do."""
+    names = list(conditions[0]) if conditions else []
+    varying = [n for n in names if len({c.get(n) for c in conditions}) > 1] or names
+    return [condition_text({n: c[n] for n in varying}) for c in conditions]
+
+
 def line_segments(
     paths: np.ndarray, info: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,20 +148,20 @@ def aligned_trajectories(
     conditions = list(range(len(all_conditions)) if conditions is None else conditions)
     models = list(evaluations)
     if colour_by == "train_condition":
-        columns, column_titles = conditions, [condition_text(all_conditions[c]) for c in conditions]
+        columns, titles = conditions, column_titles([all_conditions[c] for c in conditions])
         palette = dict(zip(models, colours("train_condition", models)))
         colour_of = lambda model, c: palette[model]
         legend_of = lambda model, c: str(model)
     else:
         if colour_by not in all_conditions[0]:
             raise ValueError(f"aligned_trajectories: colour_by={colour_by!r} is not a label of these conditions {all_conditions[0]}")
-        columns, column_titles = models, [str(m) for m in models]
+        columns, titles = models, [str(m) for m in models]
         values = [all_conditions[c][colour_by] for c in conditions]
         palette = dict(zip(conditions, colours(LABEL_KINDS[colour_by], values)))
         colour_of = lambda model, c: palette[c]
         legend_of = lambda model, c: f"{colour_by}={all_conditions[c][colour_by]:g}"
 
-    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=column_titles, shared_yaxes=True, shared_xaxes=True)
+    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=titles, shared_yaxes=True, shared_xaxes=True)
     add_zero_line(fig)
     shown: set[str] = set()
     for model, evaluation in evaluations.items():
