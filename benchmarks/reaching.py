@@ -14,7 +14,6 @@ import argparse
 import time
 
 import jax
-
 from _common import print_table, write_summary
 from robustreach.alignment import align
 from robustreach.config import load_hyperparameters

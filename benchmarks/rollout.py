@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-
 from _common import best_time, print_table, write_summary
 from robustreach.config import load_hyperparameters
 from robustreach.model import build_model, simulate

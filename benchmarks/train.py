@@ -14,7 +14,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-
 from _common import print_table, write_summary
 from robustreach.config import load_hyperparameters
 from robustreach.train.trainer import prepare_training

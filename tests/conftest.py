@@ -3,7 +3,6 @@
 import equinox as eqx
 import jax.numpy as jnp
 import pytest
-
 from robustreach.config import load_hyperparameters
 from robustreach.model import ReachingModel
 

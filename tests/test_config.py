@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from robustreach.config import ConfigError, Hyperparameters, load_hyperparameters
 
 

@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from conftest import small_hyperparameters
 from robustreach.loss import LossWeights, loss_terms, readout_norm_penalty
 from robustreach.model import build_model, simulate

@@ -5,7 +5,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import silent_controller, small_hyperparameters
 from robustreach.controller import Controller, LeakyTanhCell
 from robustreach.model import build_ensemble, build_model, simulate, simulate_replicates, steady_state_input

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from robustreach.channels import FeedbackChannel, MotorChannel
 from robustreach.plant import PointMass
 

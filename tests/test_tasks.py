@@ -1,10 +1,8 @@
 """Trial generation: workspace, evaluation sets, perturbation draws, context variants, impulses."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import small_hyperparameters
 from robustreach.tasks import (
     TrialSpec,

@@ -3,7 +3,6 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from robustreach.config import ConfigError, TrainConfig, load_hyperparameters
 from robustreach.train.conditions import check_compatible, group_conditions
 from robustreach.train.history import best_batches, excluded_replicates

@@ -2,10 +2,8 @@
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import small_hyperparameters
 from robustreach.loss import readout_norm_penalty
 from robustreach.model import build_ensemble
@@ -40,7 +38,7 @@ def test_one_compilation_across_every_schedule_boundary(schedule_run):
 
 
 def test_history_records_applied_schedule_and_nan_for_missing_validation(schedule_run):
-    conditions, result = schedule_run
+    _, result = schedule_run
     history = result.conditions[0].history
     np.testing.assert_allclose(history["perturbation_scale"], [0, 0, 0, 0, 0.25, 0.5, 0.75, 1, 1, 1, 1, 1])
     np.testing.assert_allclose(history["learning_rate"][:9], 0.01)
@@ -70,7 +68,7 @@ def test_optimizer_reset_restarts_adam():
     before = train_conditions([small_hyperparameters(**tiny(n_batches=6, opt_reset_batches=[]))], progress=False)
     with_reset = train_conditions([small_hyperparameters(**tiny(n_batches=7, opt_reset_batches=[6]))], progress=False)
     without = train_conditions([small_hyperparameters(**tiny(n_batches=7, opt_reset_batches=[]))], progress=False)
-    step = lambda after: np.concatenate([np.abs(a - b).ravel() for a, b in zip(leaves(after.conditions[0].final_model), leaves(before.conditions[0].final_model))])  # noqa: E731
+    step = lambda after: np.concatenate([np.abs(a - b).ravel() for a, b in zip(leaves(after.conditions[0].final_model), leaves(before.conditions[0].final_model))])
     reset_step, plain_step = step(with_reset) / 0.01, step(without) / 0.01
     assert np.median(reset_step) > 0.99 and reset_step.max() < 1.0 + 1e-4
     assert np.median(plain_step) < 0.9

@@ -3,7 +3,8 @@
 The package is organised in small modules with one job each; see `docs/architecture.md`.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("robustreach")

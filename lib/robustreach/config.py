@@ -148,7 +148,7 @@ class TrainConfig(_Section):
     exclusion_k: NonNegative = 2.0
 
     @model_validator(mode="after")
-    def _schedule_within_run(self) -> "TrainConfig":
+    def _schedule_within_run(self) -> TrainConfig:
         late = [b for b in self.opt_reset_batches if b >= self.n_batches]
         if late:
             raise ValueError(
@@ -173,7 +173,7 @@ class Hyperparameters(_Section):
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Hyperparameters":
+    def _consistent(self) -> Hyperparameters:
         if self.context.variant == "std_scaled" and self.perturbation.type == "none":
             raise ValueError("context.variant 'std_scaled' needs a perturbation.type other than 'none'")
         return self
@@ -187,7 +187,7 @@ class Hyperparameters(_Section):
         """Plain nested dict (JSON types only), every default filled in."""
         return self.model_dump(mode="json")
 
-    def replace(self, **sections: dict[str, Any]) -> "Hyperparameters":
+    def replace(self, **sections: dict[str, Any]) -> Hyperparameters:
         """A copy with some fields of some sections changed, validated again."""
         merged = self.to_dict()
         for section, values in sections.items():

@@ -34,7 +34,7 @@ class LossWeights(eqx.Module):
     discount_exponent: Float[Array, ""]
 
     @classmethod
-    def from_config(cls, config: LossConfig) -> "LossWeights":
+    def from_config(cls, config: LossConfig) -> LossWeights:
         return cls(*(jnp.asarray(getattr(config, name), float) for name in (*TASK_TERMS, "discount_exponent")))
 
 

@@ -60,9 +60,9 @@ class ReachingModel(eqx.Module):
     def network_input(
         self,
         context: Float[Array, " n_context"],
-        target_pos: Float[Array, "2"],
-        target_vel: Float[Array, "2"],
-        feedback: Float[Array, "4"],
+        target_pos: Float[Array, 2],
+        target_vel: Float[Array, 2],
+        feedback: Float[Array, 4],
     ) -> Float[Array, " n_inputs"]:
         """Input vector in the fixed order: context, target pos, target vel, fed-back variables."""
         columns = [i for variable in self.feedback_variables for i in _FEEDBACK_COLUMNS[variable]]
@@ -179,7 +179,7 @@ def select_replicate(model: ReachingModel, index: int) -> ReachingModel:
 
 
 def steady_state_input(
-    model: ReachingModel, goal: Float[Array, "2"], context: Float[Array, " n_context"]
+    model: ReachingModel, goal: Float[Array, 2], context: Float[Array, " n_context"]
 ) -> Float[Array, " n_inputs"]:
     """Network input while resting at `goal`: target = feedback position = goal, velocities 0."""
     zeros = jnp.zeros(2)

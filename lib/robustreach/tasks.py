@@ -32,7 +32,7 @@ class TrialSpec(eqx.Module):
     off_value: Float[Array, ""]
 
     @classmethod
-    def from_hyperparameters(cls, hp: Hyperparameters) -> "TrialSpec":
+    def from_hyperparameters(cls, hp: Hyperparameters) -> TrialSpec:
         return cls(
             perturbation_type=hp.perturbation.type,
             context_variant=hp.context.variant,

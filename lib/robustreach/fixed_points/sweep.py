@@ -47,7 +47,8 @@ from robustreach.trials import unperturbed_trials
 
 class GoalSweep(NamedTuple):
     """Tidy results of `goal_sweep` (see the module docstring), plus the fixed points'
-    hidden states `h` (row `i` of `points`) and the hold trials' hidden states
+    hidden states `h` and constant inputs `u` (row `i` of `points`), the singular values of
+    `dF/du` there (`input_sv`, descending), and the hold trials' hidden states
     `hold_hidden` `(replicate, context, goal, time, hidden)` for figures."""
 
     points: pd.DataFrame
@@ -57,6 +58,8 @@ class GoalSweep(NamedTuple):
     summary: pd.DataFrame
     h: Float[np.ndarray, "point hidden"]
     hold_hidden: Float[np.ndarray, "replicate context goal time hidden"]
+    u: Float[np.ndarray, "point input"]
+    input_sv: Float[np.ndarray, "point sv"]
 
 
 def n_context_inputs(model: ReachingModel) -> int:
@@ -168,7 +171,7 @@ def goal_sweep(
     pairs = _neighbour_pairs(goals)
 
     tables: dict[str, list[pd.DataFrame]] = {name: [] for name in ("points", "spectra", "conditions", "neighbours")}
-    h_all, hold_all = [], []
+    h_all, u_all, sv_all, hold_all = [], [], [], []
     for replicate, rep_key in tqdm(list(enumerate(jax.random.split(key, n_rep))), desc="goal sweep: replicates",
                                    disable=not progress):
         single = select_replicate(model, replicate) if model.controller.readout.weight.ndim == 3 else model
@@ -220,6 +223,8 @@ def goal_sweep(
             tables["neighbours"].append(_neighbour_table(replicate, goals, context_value, pairs, keys_frame, h_rep,
                                                          u_rep, lin))
         h_all.append(h_rep)
+        u_all.append(u_rep)
+        sv_all.append(lin.input_sv if len(h_rep) else np.zeros((0, min(h_rep.shape[1], u_rep.shape[1]))))
 
     points = _concat(tables["points"])
     if len(points):  # a running index over the whole sweep, matching the rows of `h`
@@ -234,6 +239,8 @@ def goal_sweep(
         points=points, spectra=spectra, conditions=conditions, neighbours=neighbours,
         summary=_summary(conditions, neighbours, points, np.concatenate(h_all) if h_all else np.zeros((0, 0))),
         h=np.concatenate(h_all) if h_all else np.zeros((0, 0)), hold_hidden=np.stack(hold_all),
+        u=np.concatenate(u_all) if u_all else np.zeros((0, 0)),
+        input_sv=np.concatenate(sv_all) if sv_all else np.zeros((0, 0)),
     )
 
 

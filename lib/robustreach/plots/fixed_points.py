@@ -6,6 +6,7 @@ spectra = spectra_table(lin, dt=0.05, keys=keys)      # keys: context, replicate
 eigenvalue_spectra(spectra, colour_by="context")       # complex plane, unit circle beneath
 pca = pca_basis(trajectory.hidden)                      # PCA of hidden trajectories (NumPy SVD)
 fixed_points_pca(pca, points.h, lin, trajectories=trajectory.hidden)   # modes as segments
+sweep_pca(sweep, replicate=0, lin=lin)                  # a goal sweep's points, by context
 leading_modes(points_table(lin, dt=0.05, keys=keys), x="context", colour_by="replicate")
 ```
 Colours follow `plots.style`: a column named `context` uses the diverging context scale,
@@ -14,7 +15,7 @@ Colours follow `plots.style`: a column named `context` uses the diverging contex
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,13 +24,17 @@ from jaxtyping import ArrayLike, Float
 from plotly.subplots import make_subplots
 
 from robustreach.fixed_points.linearise import Linearisation
-from robustreach.plots.style import add_zero_line, apply_style, colour_map
+from robustreach.plots.style import Kind, add_zero_line, apply_style, colour_map
+
+if TYPE_CHECKING:
+    from robustreach.fixed_points.sweep import GoalSweep
 
 UNIT_CIRCLE = {"color": "#9a9a9a", "width": 1, "dash": "dot"}
 _KIND_OF_COLUMN = {"context": "context", "replicate": "replicate"}
 _SPECTRUM_COLUMNS = {"point", "mode", "eig_real", "eig_imag", "abs", "angle", "tau", "frequency", "unstable",
                      "condition", "readout_gain", "readout_overlap"}
 _STABILITY_COLOURS = {"stable": "#1b7837", "saddle": "#d95f02", "unstable": "#b2182b"}
+_STABILITY_SYMBOLS = {"stable": "circle", "saddle": "diamond", "unstable": "x"}
 
 
 class PCA(NamedTuple):
@@ -61,12 +66,13 @@ def pca_basis(states: Float[ArrayLike, "... hidden"], n_components: int = 3) -> 
     return PCA(mean, (vt * signs[:, None])[:n_components], (s**2 / np.sum(s**2))[:n_components])
 
 
-def _group_colours(table: pd.DataFrame, colour_by: str | None, levels: Any = None) -> dict[Any, str | None]:
+def _group_colours(table: pd.DataFrame, colour_by: str | None, levels: Any = None,
+                   kind: Kind | None = None) -> dict[Any, str | None]:
     if colour_by is None:
         return {None: None}
     if colour_by not in table:
         raise ValueError(f"colour_by={colour_by!r} is not a column of the table ({', '.join(map(str, table))})")
-    return colour_map(_KIND_OF_COLUMN.get(colour_by, "term"), table[colour_by].tolist(), levels)
+    return colour_map(kind or _KIND_OF_COLUMN.get(colour_by, "term"), table[colour_by].tolist(), levels)
 
 
 def eigenvalue_spectra(
@@ -74,11 +80,14 @@ def eigenvalue_spectra(
     *,
     colour_by: str | None = None,
     levels: Any = None,
+    colour_kind: Kind | None = None,
     title: str | None = None,
 ) -> go.Figure:
     """Eigenvalues (a `spectra_table`) on the complex plane, the unit circle drawn beneath.
 
-    One trace per value of `colour_by` (e.g. "context", "replicate", "goal"); hovering
+    One trace per value of `colour_by` (e.g. "context", "replicate", "goal"), coloured by
+    the scale of `colour_kind` (default: the column's own, see the module docstring; e.g.
+    "amplitude" for an ordered column such as a goal's distance from the centre); hovering
     shows the point, mode, `|lambda|`, `tau` and every key column.
     """
     for column in ("eig_real", "eig_imag", "point", "mode", "abs", "tau"):
@@ -89,13 +98,13 @@ def eigenvalue_spectra(
     theta = np.linspace(0, 2 * np.pi, 361)
     fig.add_scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", line=UNIT_CIRCLE, name="|λ| = 1",
                     hoverinfo="skip", showlegend=False)
-    for value, colour in _group_colours(spectra, colour_by, levels).items():
+    for value, colour in _group_colours(spectra, colour_by, levels, colour_kind).items():
         rows = spectra if colour_by is None else spectra[spectra[colour_by] == value]
         custom = rows[["point", "mode", "abs", "tau", *keys]].to_numpy(dtype=object)
         key_lines = "".join(f"<br>{k} %{{customdata[{4 + i}]}}" for i, k in enumerate(keys))
         fig.add_scatter(
             x=rows["eig_real"], y=rows["eig_imag"], mode="markers",
-            name=f"{colour_by} {value}" if colour_by else "eigenvalues",
+            name=f"{colour_by.replace('_', ' ')} {value}" if colour_by else "eigenvalues",
             marker={"color": colour, "size": 6, "opacity": 0.8}, customdata=custom,
             hovertemplate="point %{customdata[0]}, mode %{customdata[1]}<br>|λ| %{customdata[2]:.4f}, "
                           "τ %{customdata[3]:.3g}" + key_lines + "<extra></extra>",
@@ -145,6 +154,9 @@ def fixed_points_pca(
     *,
     trajectories: Float[ArrayLike, "trial time hidden"] | None = None,
     stability: ArrayLike | None = None,
+    colour_values: ArrayLike | None = None,
+    colour_name: str = "context",
+    colour_kind: Kind = "context",
     n_slow: int = 1,
     length: float = 0.2,
     title: str | None = None,
@@ -154,6 +166,9 @@ def fixed_points_pca(
     Trajectories, if given, are drawn as thin grey lines; points are coloured by `stability`
     (labels from `points_table`; default: computed from `lin`); with `lin`, unstable modes
     (red) and the `n_slow` slowest stable modes (blue) are drawn as segments through each point.
+    Given `colour_values` (one per point, e.g. the context), points are coloured by those on
+    the scale of `colour_kind` instead, and stability is shown by the marker symbol
+    (circle stable, diamond saddle, x unstable).
     """
     points = np.asarray(points, float)
     three_d = pca.components.shape[0] >= 3
@@ -189,12 +204,26 @@ def fixed_points_pca(
                              np.where(n_unstable == lin.eigvals.shape[1], "unstable", "saddle"))
     labels = np.asarray(["fixed point"] * len(points) if stability is None else stability, dtype=object)
     centre = pca.project(points)
-    for label in dict.fromkeys(labels.tolist()):
-        mask = labels == label
-        fig.add_trace(scatter(centre[mask], mode="markers", name=str(label),
-                              marker={"color": _STABILITY_COLOURS.get(label, "#222222"), "size": 5 if three_d else 9},
-                              customdata=np.flatnonzero(mask),
-                              hovertemplate=f"{label} point %{{customdata}}<extra></extra>"))
+    size = 5 if three_d else 9
+    if colour_values is None:
+        for label in dict.fromkeys(labels.tolist()):
+            mask = labels == label
+            fig.add_trace(scatter(centre[mask], mode="markers", name=str(label),
+                                  marker={"color": _STABILITY_COLOURS.get(label, "#222222"), "size": size},
+                                  customdata=np.flatnonzero(mask),
+                                  hovertemplate=f"{label} point %{{customdata}}<extra></extra>"))
+    else:
+        values = np.asarray(colour_values)
+        if values.shape != (len(points),):
+            raise ValueError(f"colour_values must have one entry per point ({len(points)}); got shape {values.shape}")
+        for value, colour in colour_map(colour_kind, values.tolist()).items():
+            for label in dict.fromkeys(labels[values == value].tolist()):
+                mask = (values == value) & (labels == label)
+                name = f"{colour_name} {value}" + ("" if label in ("stable", "fixed point") else f" ({label})")
+                fig.add_trace(scatter(centre[mask], mode="markers", name=name, marker={
+                    "color": colour, "size": size, "symbol": _STABILITY_SYMBOLS.get(label, "circle")},
+                    customdata=np.flatnonzero(mask),
+                    hovertemplate=f"{colour_name} {value}, {label} point %{{customdata}}<extra></extra>"))
     axis_titles = [f"PC{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(pca.explained)]
     if three_d:
         fig.update_layout(scene={"xaxis_title": axis_titles[0], "yaxis_title": axis_titles[1],
@@ -232,3 +261,30 @@ def leading_modes(
     fig.update_yaxes(title="|λ₁|", row=1, col=1)
     fig.update_yaxes(title="τ₁ (time units; < 0: growth)", row=1, col=2)
     return apply_style(fig, title=title)
+
+
+def sweep_pca(
+    sweep: GoalSweep,
+    replicate: int,
+    lin: Linearisation | None = None,
+    *,
+    n_components: int = 3,
+    n_slow: int = 1,
+    length: float = 0.2,
+    title: str | None = None,
+) -> go.Figure:
+    """One replicate's fixed points from a goal sweep, in the PCA space of its hold trials.
+
+    Each replicate has its own hidden space, so a figure shows one. Points are coloured by
+    context (symbol: stability); the hold trials of every goal and context are the grey lines.
+    `lin` linearises the replicate's rows of `sweep.points` in order (for the mode segments).
+    """
+    rows = sweep.points[sweep.points["replicate"] == replicate] if len(sweep.points) else sweep.points
+    if rows.empty:
+        raise ValueError(f"the sweep has no fixed points for replicate {replicate}")
+    hold = np.asarray(sweep.hold_hidden[replicate])  # (context, goal, time, hidden)
+    return fixed_points_pca(
+        pca_basis(hold, n_components), sweep.h[rows["point"].to_numpy()], lin,
+        trajectories=hold.reshape(-1, *hold.shape[-2:]), stability=rows["stability"].to_numpy(),
+        colour_values=rows["context"].to_numpy(), n_slow=n_slow, length=length, title=title,
+    )

@@ -16,6 +16,7 @@ from jaxtyping import Array, Float
 
 from robustreach.config import Hyperparameters
 from robustreach.loss import LossWeights
+from robustreach.store.query import flatten_record
 from robustreach.tasks import TrialSpec
 
 BATCHABLE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -42,7 +43,7 @@ class ConditionArrays(eqx.Module):
     readout_norm_target: Float[Array, ""]
 
     @classmethod
-    def from_hyperparameters(cls, hp: Hyperparameters) -> "ConditionArrays":
+    def from_hyperparameters(cls, hp: Hyperparameters) -> ConditionArrays:
         return cls(
             trial_spec=TrialSpec.from_hyperparameters(hp),
             loss_weights=LossWeights.from_config(hp.loss),
@@ -64,15 +65,15 @@ def group_conditions(conditions: list[Hyperparameters]) -> list[list[int]]:
     """Indices of conditions grouped so that each group can be trained in one step."""
     groups: dict[str, list[int]] = {}
     for index, hp in enumerate(conditions):
-        groups.setdefault(repr(sorted(_flatten(shared_part(hp)).items())), []).append(index)
+        groups.setdefault(repr(sorted(flatten_record(shared_part(hp)).items())), []).append(index)
     return list(groups.values())
 
 
 def check_compatible(conditions: list[Hyperparameters]) -> None:
     """Raise naming the first field that differs where conditions must agree."""
-    reference = _flatten(shared_part(conditions[0]))
+    reference = flatten_record(shared_part(conditions[0]))
     for index, hp in enumerate(conditions[1:], start=1):
-        other = _flatten(shared_part(hp))
+        other = flatten_record(shared_part(hp))
         for key in sorted(set(reference) | set(other)):
             if reference.get(key) != other.get(key):
                 raise ValueError(
@@ -86,13 +87,3 @@ def stack_conditions(conditions: list[Hyperparameters]) -> ConditionArrays:
     check_compatible(conditions)
     arrays = [ConditionArrays.from_hyperparameters(hp) for hp in conditions]
     return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *arrays)
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

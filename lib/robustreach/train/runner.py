@@ -77,7 +77,7 @@ def train_parameter_sets(
             result = train_conditions(members, method=method, checkpoint_path=checkpoint, progress=progress)
         except KeyboardInterrupt:
             raise
-        except Exception as error:  # keep going: the other groups' results must not be lost
+        except Exception as error:  # noqa: BLE001 - keep going: the other groups' results must not be lost
             logger.error("training failed for %d condition(s): %s", len(members), error)
             for hp in members:
                 summary.failed.append({"hyperparameters": hp.to_dict(), "error": "".join(traceback.format_exception_only(error)).strip()})

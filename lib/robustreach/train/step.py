@@ -84,7 +84,7 @@ class StepFunction(eqx.Module):
         new_params = optax.apply_updates(params, updates)
 
         finite = jnp.isfinite(training_loss) & _all_finite(new_params)
-        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731 - never step into NaN
+        keep = lambda new, old: jnp.where(finite, new, old)
         new_params = jax.tree_util.tree_map(keep, new_params, params)
         new_opt_state = jax.tree_util.tree_map(keep, new_opt_state, opt_state)
         metrics = {**terms, "training": training_loss, "learning_rate": learning_rate, "perturbation_scale": scale, "finite": finite}
@@ -93,13 +93,14 @@ class StepFunction(eqx.Module):
     def _mask_frozen(self, tree: Params, batch: Int[Array, ""]) -> Params:
         """Zero the parts listed in `train.train_from` before the batch they start training."""
         for part, start in self.hp.train.train_from.items():
-            active = batch >= start
-            tree = eqx.tree_at(
-                lambda t: getattr(t.controller, part),
-                tree,
-                replace_fn=lambda sub: jax.tree_util.tree_map(lambda x: jnp.where(active, x, 0.0), sub),
-            )
+            tree = _zero_part_before(tree, part, batch >= start)
         return tree
+
+
+def _zero_part_before(tree: Params, part: str, active: Bool[Array, ""]) -> Params:
+    """`tree` with the controller's `part` ("cell" or "readout") zeroed unless `active`."""
+    zero_unless_active = lambda sub: jax.tree_util.tree_map(lambda x: jnp.where(active, x, 0.0), sub)
+    return eqx.tree_at(lambda t: getattr(t.controller, part), tree, replace_fn=zero_unless_active)
 
 
 def _all_finite(tree: PyTree) -> Bool[Array, ""]:

@@ -205,12 +205,11 @@ def _split_conditions(hps, state, static, snapshots_at, n_done) -> list[TrainedC
     best_params = jax.tree_util.tree_map(lambda s: jnp.asarray(s[slot, c_index, r_index]), state["snapshots"])
     results = []
     for c, hp in enumerate(hps):
-        select = lambda tree: jax.tree_util.tree_map(lambda x: x[c], tree)  # noqa: E731
         results.append(
             TrainedCondition(
                 hyperparameters=hp,
-                model=eqx.combine(select(best_params), static),
-                final_model=eqx.combine(select(state["params"]), static),
+                model=eqx.combine(_take(best_params, c), static),
+                final_model=eqx.combine(_take(state["params"], c), static),
                 history=condition_history(state["history"], c, snapshots_at, hp.train.exclusion_k, n_done),
             )
         )
@@ -224,15 +223,19 @@ def _loop_step(step: StepFunction, n_conditions: int, n_replicates: int) -> Call
     def run(params, opt_state, conditions, batch, key, replicate_ids) -> tuple[PyTree, PyTree, dict]:
         outputs = []
         for c in range(n_conditions):
-            condition = jax.tree_util.tree_map(lambda x: x[c], conditions)
+            condition = _take(conditions, c)
             row = []
             for r in range(n_replicates):
-                pick = lambda tree: jax.tree_util.tree_map(lambda x: x[c, r], tree)  # noqa: E731
-                row.append(single(pick(params), pick(opt_state), condition, batch, key, replicate_ids[r]))
+                row.append(single(_take(params, c, r), _take(opt_state, c, r), condition, batch, key, replicate_ids[r]))
             outputs.append(jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *row))
         return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *outputs)
 
     return run
+
+
+def _take(tree: PyTree, *index: int) -> PyTree:
+    """Every leaf indexed along its leading axes."""
+    return jax.tree_util.tree_map(lambda x: x[index], tree)
 
 
 def _log_provenance() -> None:

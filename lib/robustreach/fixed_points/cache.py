@@ -1,0 +1,158 @@
+"""Goal sweeps cached in the results index, keyed by model hash and sweep parameters.
+
+A `GoalSweep` is stored through `store.cached_evaluation` as a plain tree (a dict of NumPy
+arrays per table, so the `.npz` file reads with NumPy alone): each table becomes
+`{column: array}`, with text columns as `{"categories": [...], "codes": array}` because the
+archive holds numbers only. Reruns with the same model and parameters load instead of
+searching again; a retrained model has a new hash, so a stale sweep is never returned.
+
+```python
+options = sweep_options({"n_grid": 5, "contexts": [-1.0, 0.0, 1.0], "n_starts": 16})  # checked first
+sweeps = goal_sweeps(store, trained_models(store, hps), options)   # {condition label: GoalSweep}
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import jax
+import numpy as np
+import pandas as pd
+
+from robustreach.fixed_points.sweep import GoalSweep, goal_sweep
+
+# `goal_sweep`'s arguments a notebook may set, with its defaults (plus the PRNG seed).
+SWEEP_DEFAULTS: dict[str, Any] = {
+    "n_grid": 5, "contexts": None, "n_steps": 100, "n_starts": 32, "noise_std": 0.1,
+    "tol_q": 1e-10, "dedup_tol": 1e-3, "seed": 0,
+}
+# Part of every cache key: bump when the stored layout or the sweep's algorithm changes.
+CACHE_FORMAT = 1
+_TABLES = ("points", "spectra", "conditions", "neighbours", "summary")
+_ARRAYS = ("h", "u", "input_sv", "hold_hidden")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _fail(key: str, message: str) -> None:
+    raise ValueError(f"fixed_points.{key}: {message}")
+
+
+def _context_values(contexts: Any) -> list[float] | list[list[float]]:
+    """Context values as floats: a list of numbers, or a list of equal-length lists of numbers."""
+    rows = list(contexts) if isinstance(contexts, (list, tuple)) else []
+    nested = bool(rows) and isinstance(rows[0], (list, tuple))
+    rows = [list(r) if isinstance(r, (list, tuple)) else [r] for r in rows]
+    if (not rows or any(isinstance(c, (list, tuple)) != nested for c in contexts)
+            or any(len(r) != len(rows[0]) or not all(map(_is_number, r)) for r in rows)):
+        _fail("contexts", f"must be a non-empty list of numbers (or of equal-length lists); got {contexts!r}")
+    return [[float(v) for v in r] for r in rows] if nested else [float(r[0]) for r in rows]
+
+
+def sweep_options(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The sweep parameters with defaults filled in, checked before any work starts.
+
+    Keys are those of `SWEEP_DEFAULTS`; `contexts` is a list of numbers (or of equal-length
+    lists, for several context inputs), or None for models without a context input.
+    Errors name the key as `fixed_points.<key>`.
+    """
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(SWEEP_DEFAULTS))
+    if unknown:
+        _fail(unknown[0], f"unknown key; known: {', '.join(SWEEP_DEFAULTS)}")
+    options = {**SWEEP_DEFAULTS, **params}
+    for key in ("n_grid", "n_steps", "n_starts", "seed"):
+        if not isinstance(options[key], Integral) or isinstance(options[key], bool):
+            _fail(key, f"must be an integer; got {options[key]!r}")
+    for key in ("noise_std", "tol_q", "dedup_tol"):
+        if not _is_number(options[key]) or not np.isfinite(options[key]):
+            _fail(key, f"must be a finite number; got {options[key]!r}")
+    if options["n_grid"] < 1 or options["n_grid"] % 2 == 0:
+        _fail("n_grid", f"must be a positive odd integer (so that the workspace centre is a goal); got {options['n_grid']}")
+    if options["n_steps"] < 2 or options["n_starts"] < 1:
+        _fail("n_steps" if options["n_steps"] < 2 else "n_starts", "too small (need n_steps >= 2, n_starts >= 1)")
+    if options["tol_q"] <= 0 or options["noise_std"] < 0 or options["dedup_tol"] < 0:
+        bad = "tol_q" if options["tol_q"] <= 0 else ("noise_std" if options["noise_std"] < 0 else "dedup_tol")
+        _fail(bad, f"out of range (tol_q > 0, noise_std >= 0, dedup_tol >= 0); got {options[bad]}")
+    if options["contexts"] is not None:
+        options["contexts"] = _context_values(options["contexts"])
+    for key in ("noise_std", "tol_q", "dedup_tol"):
+        options[key] = float(options[key])
+    return options
+
+
+def frame_to_arrays(frame: pd.DataFrame) -> dict[str, Any]:
+    """`{column: array}`; text columns become `{"categories": [str, ...], "codes": array}`."""
+    out: dict[str, Any] = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype.kind in "biufc":
+            out[str(column)] = values.to_numpy()
+        else:
+            categorical = pd.Categorical(values.astype(str))
+            out[str(column)] = {"categories": [str(c) for c in categorical.categories],
+                                "codes": np.asarray(categorical.codes, np.int32)}
+    return out
+
+
+def frame_from_arrays(arrays: Mapping[str, Any]) -> pd.DataFrame:
+    """Inverse of `frame_to_arrays` (text columns come back as plain strings)."""
+    columns = {}
+    for column, values in arrays.items():
+        if isinstance(values, Mapping):
+            columns[column] = np.asarray(values["categories"], dtype=object)[np.asarray(values["codes"])]
+        else:
+            columns[column] = np.asarray(values)
+    return pd.DataFrame(columns)
+
+
+def sweep_to_arrays(sweep: GoalSweep) -> dict[str, Any]:
+    """A `GoalSweep` as a plain tree of NumPy arrays (see the module docstring)."""
+    return {**{name: frame_to_arrays(getattr(sweep, name)) for name in _TABLES},
+            **{name: np.asarray(getattr(sweep, name)) for name in _ARRAYS}}
+
+
+def sweep_from_arrays(arrays: Mapping[str, Any]) -> GoalSweep:
+    """Inverse of `sweep_to_arrays`."""
+    missing = sorted(set(_TABLES + _ARRAYS) - set(arrays))
+    if missing:
+        raise ValueError(f"not a stored goal sweep: missing {missing}")
+    return GoalSweep(**{name: frame_from_arrays(arrays[name]) for name in _TABLES},
+                     **{name: np.asarray(arrays[name]) for name in _ARRAYS})
+
+
+def cache_key(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation parameters a sweep is cached under (with the model hash)."""
+    return {"analysis": "fixed_points/goal_sweep", "format": CACHE_FORMAT, **sweep_options(options)}
+
+
+def cached_goal_sweep(store, model_hash: str | None, model, options: Mapping[str, Any], *, progress: bool = True) -> GoalSweep:
+    """`goal_sweep` of `model` with `options` (see `sweep_options`; `seed` makes the PRNG
+    key), loaded from `store` when this model hash was swept with these options before.
+    `store=None` computes without caching."""
+    options = sweep_options(options)
+    kwargs = {k: v for k, v in options.items() if k != "seed"}
+
+    def compute() -> dict[str, Any]:
+        return sweep_to_arrays(goal_sweep(model, key=jax.random.PRNGKey(options["seed"]), progress=progress, **kwargs))
+
+    if store is None:
+        return sweep_from_arrays(compute())
+    if not model_hash:
+        raise ValueError("cached_goal_sweep: a model hash is needed to cache in the store")
+    return sweep_from_arrays(store.cached_evaluation(model_hash, cache_key(options), compute))
+
+
+def goal_sweeps(store, models: Sequence[Any], options: Mapping[str, Any], *, progress: bool = True) -> dict[str, GoalSweep]:
+    """`cached_goal_sweep` of every trained model (`experiment.TrainedModel`: every replicate),
+    keyed by condition label."""
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"goal_sweeps: condition labels must be distinct, got {labels}")
+    return {m.label: cached_goal_sweep(store, m.record["hash"] if store is not None else None, m.model, options,
+                                       progress=progress) for m in models}
