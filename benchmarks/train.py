@@ -65,12 +65,14 @@ def main() -> None:
     conditions = [load_hyperparameters({**base, "perturbation": {"type": "curl", "std": std}}) for std in stds]
     rows = [time_path("vmap", conditions, args.batches), time_path("loop", conditions, args.batches)]
     ratio = rows[1]["s_per_batch"] / rows[0]["s_per_batch"]
+    peer_row = {**time_path("vmap", conditions[-1:], args.batches), "path": "vmap, 1 condition (peer's setup)"}
     print(f"training step: {args.conditions} conditions x {args.replicates} replicates, batch {args.batch}, "
           f"{args.steps} steps, hidden {args.hidden}, backend {jax.default_backend()}\n")
-    print_table(rows)
+    print_table([*rows, peer_row])
     print(f"\nloop / vmap time per batch: {ratio:.2f}x  (vmapped path {'not slower' if ratio >= 1 else 'SLOWER'})")
     print("peer (feedbax, model spec): 0.44 s per batch for 5 replicates x 1 condition on a 2-core CPU")
-    write_summary("train", {"sizes": vars(args), "rows": rows, "loop_over_vmap": ratio})
+    write_summary("train", {"sizes": vars(args), "rows": [*rows, peer_row], "loop_over_vmap": ratio,
+                            "peer_s_per_batch_5_replicates": 0.44})
 
 
 if __name__ == "__main__":

@@ -46,12 +46,16 @@ def position_discount(n_steps: int, exponent: Float[Array, ""] | float = 6.0) ->
 def loss_terms(trajectory: Trajectory, trials: Trials, weights: LossWeights) -> dict[str, Float[Array, ""]]:
     """Weighted task-loss terms averaged over the batch of trials, and their `total`."""
     n_steps = trajectory.pos.shape[-2]
-    pos_error = jnp.sum((trajectory.pos[..., 1:, :] - trials.target_pos[..., None, :]) ** 2, axis=-1)
+    # Weights over all n_steps indices, zero at index 0, rather than slicing off index 0:
+    # XLA copies a sliced (vmapped) scan output, which cost more than the rollout itself.
+    updates = (jnp.arange(n_steps) >= 1).astype(trajectory.pos.dtype)
+    discount = jnp.concatenate([jnp.zeros(1), position_discount(n_steps, weights.discount_exponent)])
+    pos_error = jnp.sum((trajectory.pos - trials.target_pos[..., None, :]) ** 2, axis=-1)
     unweighted = {
-        "position": jnp.sum(pos_error * position_discount(n_steps, weights.discount_exponent), axis=-1),
+        "position": jnp.sum(pos_error * discount, axis=-1),
         "final_velocity": jnp.sum((trajectory.vel[..., -1, :] - trials.target_vel) ** 2, axis=-1),
-        "controller_output": jnp.sum(trajectory.force[..., 1:, :] ** 2, axis=(-2, -1)),
-        "hidden": jnp.sum(trajectory.hidden[..., 1:, :] ** 2, axis=(-2, -1)),
+        "controller_output": jnp.sum(jnp.sum(trajectory.force**2, axis=-1) * updates, axis=-1),
+        "hidden": jnp.sum(jnp.sum(trajectory.hidden**2, axis=-1) * updates, axis=-1),
     }
     terms = {name: getattr(weights, name) * jnp.mean(value) for name, value in unweighted.items()}
     terms["total"] = sum(terms[name] for name in TASK_TERMS)

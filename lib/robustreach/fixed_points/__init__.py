@@ -8,6 +8,11 @@
 - `linearise`: Jacobians, eigendecomposition, tidy tables of labels and spectra.
 - `sweep` (import it explicitly; it needs the reaching model): `goal_sweep`, fixed points of
   a trained ensemble resting at each goal, per replicate and context value.
+- `cache`: goal sweeps of trained models cached in the results index (`goal_sweeps`), and the
+  sweep parameters checked before any work (`sweep_options`).
+- `summaries`: tables and sentences of goal sweeps for the notebooks (continuum, stability,
+  leading modes, readout overlap, input singular values).
+- `checks`: re-linearising a sweep's points, and the one-step check of the linearisation.
 """
 
 from robustreach.fixed_points.filtering import Filtered, deduplicate, filter_fixed_points, outlier_mask

@@ -139,7 +139,9 @@ def cached_goal_sweep(store, model_hash: str | None, model, options: Mapping[str
     kwargs = {k: v for k, v in options.items() if k != "seed"}
 
     def compute() -> dict[str, Any]:
-        return sweep_to_arrays(goal_sweep(model, key=jax.random.PRNGKey(options["seed"]), progress=progress, **kwargs))
+        sweep = goal_sweep(model, key=jax.random.PRNGKey(options["seed"]), progress=progress, finder_progress=False,
+                           **kwargs)
+        return sweep_to_arrays(sweep)
 
     if store is None:
         return sweep_from_arrays(compute())

@@ -101,11 +101,27 @@ def continuum_table(sweeps: Mapping[str, GoalSweep], *, tangent_tol: float = TAN
             out["median_tangent_error"] = neighbours["tangent_error"].median()
             out["max_tangent_error"] = neighbours["tangent_error"].max()
         if "hold_variance_in_2_pcs" in sweep.summary:
-            out["hold_variance_in_2_pcs"] = sweep.summary.groupby(keys)["hold_variance_in_2_pcs"].min()
+            out["hold_variance_in_2_PCs"] = sweep.summary.groupby(keys)["hold_variance_in_2_pcs"].min()
         smooth = (out["goals_without_point"] == 0) & (out.get("median_tangent_error", np.inf) < tangent_tol)
         return out.assign(smooth=smooth.to_numpy()).reset_index()
 
     return _by_condition(sweeps, one)
+
+
+def by_context(table: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
+    """A per-(condition, context) table turned for reading: one column per condition and
+    context, one row per quantity (underscores as spaces), numbers to `digits` significant
+    digits, True/False as yes/no, NaN as a dash."""
+
+    def text(value: Any) -> Any:
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
+        if isinstance(value, (float, np.floating)):
+            return "–" if np.isnan(value) else f"{value:.{digits}g}"
+        return value
+
+    turned = table.set_index(["condition", "context"]).T.map(text)
+    return turned.rename(index=lambda name: str(name).replace("_", " "))
 
 
 def _values(frame: pd.DataFrame, column: str, fmt: str = ".3g") -> str:
@@ -146,7 +162,7 @@ def continuum_text(table: pd.DataFrame, *, tangent_tol: float = TANGENT_TOL) -> 
                      f"{rows['max_tangent_error'].max():.1%}).")
         rough = rows[~rows["smooth"]]
         if rough.empty:
-            flat = rows["hold_variance_in_2_pcs"].min() if "hold_variance_in_2_pcs" in rows else np.nan
+            flat = rows["hold_variance_in_2_PCs"].min() if "hold_variance_in_2_PCs" in rows else np.nan
             shape = (f"; the first two principal components hold at least {flat:.1%} of their variance across "
                      "goals, so the sheet is nearly flat" if flat >= 0.95 else
                      f"; the first two principal components hold {flat:.1%} of their variance across goals, "
@@ -295,12 +311,27 @@ def _trend(values: Sequence[float]) -> str:
     return "changes non-monotonically"
 
 
-def dynamics_text(leading: pd.DataFrame, stability: pd.DataFrame, *, trained: Sequence[float] | None = None) -> str:
+def _listing(contexts: np.ndarray, values: np.ndarray, fmt: str = ".3f") -> str:
+    return ", ".join(f"{c:g}: {v:{fmt}}" for c, v in zip(contexts, values))
+
+
+def _extremes(contexts: np.ndarray, values: np.ndarray) -> str:
+    return f"lowest at context {contexts[np.argmin(values)]:g}, highest at {contexts[np.argmax(values)]:g}"
+
+
+def dynamics_text(
+    leading: pd.DataFrame,
+    stability: pd.DataFrame,
+    *,
+    readout: pd.DataFrame | None = None,
+    input_sv: pd.DataFrame | None = None,
+) -> str:
     """Markdown on how the context input changes the hold points' dynamics, per condition:
     the leading `|lambda|` and `tau_1` (median over replicates of the per-replicate medians
-    over goals of `leading_mode_summary`) at each context, their trend, how close to 1 they
-    come, and the stability counts of `stability_table`. `trained`: the context values seen
-    in training, so that others are named as extrapolation."""
+    over goals of `leading_mode_summary`) at each context, their trend and how close to 1 they
+    come; the stability counts of `stability_table`; with `readout` (`readout_overlap_table`)
+    how the slow modes show in the output; with `input_sv` (`input_sv_table`) how the largest
+    singular value of `dF/du` changes. Only what the numbers show is claimed."""
     if leading.empty:
         return "No hold points were found, so there are no spectra to describe."
     lines = []
@@ -309,29 +340,82 @@ def dynamics_text(leading: pd.DataFrame, stability: pd.DataFrame, *, trained: Se
         contexts = per_context.index.to_numpy()
         lead = per_context["lead_abs"].to_numpy()
         tau = per_context["lead_tau"].to_numpy()
-        listing = ", ".join(f"{c:g}: {a:.3f}" for c, a in zip(contexts, lead))
-        text = (f"- **{condition}**: the leading |λ| of the hold points (median) {_trend(lead)} with the context "
-                f"({listing}); τ₁ goes from {tau[0]:.3g} to {tau[-1]:.3g} time units between context "
-                f"{contexts[0]:g} and {contexts[-1]:g}.")
+        trend = _trend(lead)
+        text = (f"- **{condition}**: the leading |λ| of the hold points (median) {trend} with the context "
+                f"({_listing(contexts, lead)}"
+                + (f"; {_extremes(contexts, lead)}" if trend.startswith("changes") else "")
+                + f"); τ₁ is {tau[0]:.3g} time units at context {contexts[0]:g} and {tau[-1]:.3g} at {contexts[-1]:g}.")
         nearest = int(np.argmin(np.abs(1 - lead)))
         if np.any(lead >= 1):
             text += f" At context {', '.join(f'{c:g}' for c in contexts[lead >= 1])} the leading mode does not decay."
-        elif len(lead) > 1 and (_trend(lead).startswith("rises") or _trend(lead).startswith("falls")):
-            direction = "higher" if _trend(lead).startswith("rises") else "lower"
+        elif trend.startswith("rises") or trend.startswith("falls"):
+            direction = "higher" if trend.startswith("rises") else "lower"
             text += (f" The leading eigenvalue approaches 1 as the context gets {direction} (closest at context "
-                     f"{contexts[nearest]:g}, |λ| = {lead[nearest]:.3f}): the slowest decay back to the hold "
-                     "point lengthens there.")
-        if trained is not None:
-            outside = [c for c in contexts if not np.any(np.isclose(c, np.asarray(trained, float)))]
-            if outside:
-                text += f" Context values {', '.join(f'{c:g}' for c in outside)} were not seen in training (extrapolation)."
+                     f"{contexts[nearest]:g}, |λ| = {lead[nearest]:.3f}): the slowest return to the hold point "
+                     "takes longer there.")
         counts = stability[stability["condition"] == condition] if not stability.empty else stability
         if len(counts):
             n, stable = int(counts["points"].sum()), int(counts["stable"].sum())
             if stable == n:
                 text += f" All {n} distinct fixed points are stable."
             else:
-                text += (f" Of {n} distinct fixed points {stable} are stable, {int(counts['saddle'].sum())} saddles and "
-                         f"{int(counts['unstable'].sum())} unstable.")
+                text += (f" Of {n} distinct fixed points {stable} are stable, {int(counts['saddle'].sum())} saddles "
+                         f"and {int(counts['unstable'].sum())} unstable.")
+        if readout is not None and len(readout):
+            text += _readout_sentence(readout[readout["condition"] == condition])
+        if input_sv is not None and len(input_sv):
+            text += _input_sentence(input_sv[input_sv["condition"] == condition])
         lines.append(text)
     return "\n".join(lines)
+
+
+def _readout_sentence(rows: pd.DataFrame) -> str:
+    if rows.empty:
+        return ""
+    slow = rows.dropna(subset=["slow modes overlap"])
+    if slow.empty:
+        return " No mode of the hold points is slower than the slow-mode threshold."
+    baseline = (f", a random direction {rows['random direction overlap'].iloc[0]:.2f}"
+                if "random direction overlap" in rows else "")
+    return (f" Slow modes appear at context {', '.join(f'{c:g}' for c in slow['context'])} "
+            f"({_values(slow, 'slow modes per point', '.2g')} per point) and overlap the readout by "
+            f"{_values(slow, 'slow modes overlap', '.2f')}, against {_values(rows, 'other stable modes overlap', '.2f')} "
+            f"for the other stable modes{baseline}.")
+
+
+def _input_sentence(rows: pd.DataFrame) -> str:
+    if rows.empty:
+        return ""
+    first = rows[rows["sv_index"] == 1]
+    per_context = first.groupby("context")["value"].median().sort_index()
+    contexts, values = per_context.index.to_numpy(), per_context.to_numpy()
+    trend = _trend(values)
+    text = f" The largest singular value of dF/du (median) {trend} with the context ({_listing(contexts, values)})"
+    if trend.startswith("rises") or trend.startswith("falls"):
+        text += (f": the constant input moves the state more strongly at {'higher' if trend.startswith('rises') else 'lower'}"
+                 " context values")
+    return text + "."
+
+
+def training_context_note(context: Mapping[str, Any], contexts: Sequence[float]) -> str:
+    """Which swept context values the network met in training, from the `context` section
+    (`variant`, `on_value`, `off_value`): binary models saw only the two values, std-scaled
+    ones U(0, 1) draws and 0, amplitude ones N(0, 1) draws and 0 (beyond ±2 is rare)."""
+    values = np.asarray(contexts, float).ravel()
+    variant = context.get("variant", "none")
+    if variant == "binary":
+        seen = np.array([float(context["off_value"]), float(context["on_value"])])
+        unseen = [c for c in values if not np.any(np.isclose(c, seen))]
+        where = f"only {seen[0]:g} (unperturbed) and {seen[1]:g} (perturbed) in training"
+    elif variant == "std_scaled":
+        unseen = [c for c in values if not 0 <= c <= 1]
+        where = "values in [0, 1] in training (0 on unperturbed trials)"
+    elif variant == "amplitude":
+        unseen = [c for c in values if abs(c) > 2]
+        where = "N(0, 1) draws in training (0 on unperturbed trials), so |values| above 2 were rare"
+    else:
+        return "These models take no context input."
+    if not unseen:
+        return f"The network met {where}; every swept context value lies within that."
+    return (f"The network met {where}: the context values {', '.join(f'{c:g}' for c in unseen)} lie outside "
+            "that, so they show how its dynamics generalise.")

@@ -134,6 +134,7 @@ def goal_sweep(
     dedup_tol: float = 1e-3,
     finder_options: dict[str, Any] | None = None,
     progress: bool = True,
+    finder_progress: bool = True,
 ) -> GoalSweep:
     """Fixed points at every goal, context and replicate of `model` (single or ensemble).
 
@@ -151,7 +152,8 @@ def goal_sweep(
     - `tol_q`, `dedup_tol`: `q < tol_q` keeps a candidate; distinct within `dedup_tol` on `[h, u]`.
     - `finder_options`: further keyword arguments of `find_fixed_points`; the search is
       bounded to (-1, 1), where every fixed point of a GRU or leaky tanh cell lies.
-    - `progress`: progress bar over replicates (and the finder's own).
+    - `progress`: progress bar over replicates; `finder_progress`: the finder's own bars too
+      (off keeps executed notebooks readable: one bar instead of two per replicate).
     """
     if goals is None:
         if n_grid % 2 == 0:
@@ -186,7 +188,7 @@ def goal_sweep(
         starts = jax.vmap(jax.vmap(lambda k, s: sample_starts(k, s, n_starts, noise_std)))(keys, jnp.asarray(settled))
         h0 = np.asarray(starts).reshape(-1, hold.shape[-1])
         u = np.repeat(inputs.reshape(n_ctx * n_goal, -1), n_starts, axis=0)
-        result = find_fixed_points(step, h0, u, tol_q=tol_q, progress=progress, **options)
+        result = find_fixed_points(step, h0, u, tol_q=tol_q, progress=progress and finder_progress, **options)
 
         rows, hs, us = [], [], []
         for c in range(n_ctx):

@@ -184,8 +184,10 @@ def fixed_points_pca(
     if trajectories is not None:
         paths = pca.project(trajectories)
         paths = np.concatenate([paths, np.full(paths.shape[:-2] + (1, paths.shape[-1]), np.nan)], axis=-2)
-        fig.add_trace(scatter(paths.reshape(-1, paths.shape[-1]), mode="lines", name="trajectories",
-                              line={"color": "rgba(120, 120, 120, 0.35)", "width": 1}, hoverinfo="skip"))
+        # Opaque in 3D: WebGL renderers draw translucent lines unreliably (some not at all).
+        line = {"color": "rgb(200, 200, 200)", "width": 2} if three_d else {"color": "rgba(120, 120, 120, 0.35)", "width": 1}
+        fig.add_trace(scatter(paths.reshape(-1, paths.shape[-1]), mode="lines", name="trajectories", line=line,
+                              hoverinfo="skip"))
     if lin is not None:
         segments = mode_segments(pca, points, lin, n_slow=n_slow, length=length)
         n_dim = 3 if three_d else 2
@@ -227,7 +229,7 @@ def fixed_points_pca(
     axis_titles = [f"PC{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(pca.explained)]
     if three_d:
         fig.update_layout(scene={"xaxis_title": axis_titles[0], "yaxis_title": axis_titles[1],
-                                     "zaxis_title": axis_titles[2]})
+                                     "zaxis_title": axis_titles[2]}, height=600)
     else:
         fig.update_xaxes(title=axis_titles[0])
         fig.update_yaxes(title=axis_titles[1], scaleanchor="x", scaleratio=1)
