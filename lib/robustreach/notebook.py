@@ -53,11 +53,11 @@ def save_and_show(
     test: dict[str, Any] | None = None,
     figure: dict[str, Any] | None = None,
     evaluation_hash: str | None = None,
-) -> dict[str, Any]:
+) -> None:
     """Record the figure in the results index (identified by its models' hyperparameters, the
     test condition and figure options) and display it."""
     train = models[0].hyperparameters.to_dict() if len(models) == 1 else {"conditions": [m.label for m in models], **_shared(models)}
-    record = store.save_figure(
+    store.save_figure(
         fig,
         identifier,
         train=train,
@@ -67,7 +67,6 @@ def save_and_show(
         evaluation_hash=evaluation_hash,
     )
     fig.show()
-    return record
 
 
 def _shared(models: Sequence[TrainedModel]) -> dict[str, Any]:

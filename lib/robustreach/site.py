@@ -20,6 +20,7 @@ build_site("results", engine="nbconvert")
 from __future__ import annotations
 
 import html
+import itertools
 import os
 import re
 import shutil
@@ -34,8 +35,8 @@ import nbformat
 import yaml
 
 from robustreach.batch.execute import replace_directory
-from robustreach.hashing import short_hash
-from robustreach.qmd import front_matter
+from robustreach.hashing import params_hash, short_hash
+from robustreach.qmd import chunk_options, front_matter
 from robustreach.store import ResultsStore
 from robustreach.store.figures import plotly_js_asset
 from robustreach.store.files import atomic_write
@@ -144,9 +145,43 @@ def _notebook_page(
     title = str(meta.get("title") or path.stem)
     if meta:
         nb.cells = nb.cells[1:]  # the front matter becomes the header below
+    nb.cells = _apply_chunk_options(nb.cells)
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(_page_header(record, title, varying)))
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return localize_plotly(body, plotly_src)
+
+
+def _apply_chunk_options(cells: list[Any]) -> list[Any]:
+    """What Quarto does with a code cell's `#|` options, for pages built without it:
+    `include: false` drops the cell, `echo: false` its input, `output: false` its outputs;
+    the option lines themselves are not shown."""
+    kept = []
+    for cell in cells:
+        if cell.cell_type != "code":
+            kept.append(cell)
+            continue
+        options = chunk_options(cell.source)
+        if options.get("include") is False:
+            continue
+        if options.get("output") is False:
+            cell.outputs = []
+        lines = cell.source.split("\n")
+        cell.source = "\n".join(lines[sum(1 for _ in itertools.takewhile(lambda line: line.startswith("#|"), lines)):])
+        if options.get("echo") is False:
+            cell.metadata.setdefault("tags", []).append("remove_input")
+        kept.append(cell)
+    return kept
+
+
+def current_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest run of each (notebook, injected parameters): runs of earlier versions of a
+    notebook or of the library stay in the index but are not pages of the site."""
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in runs:
+        key = (record["notebook"], params_hash(record.get("hyperparameters") or {}))
+        if key not in newest or record.get("created", "") > newest[key].get("created", ""):
+            newest[key] = record
+    return [r for r in runs if newest[(r["notebook"], params_hash(r.get("hyperparameters") or {}))] is r]
 
 
 # -- index page -----------------------------------------------------------------------------------
@@ -241,16 +276,18 @@ def build_nbconvert_site(results: str | Path = "results") -> Path:
     The site is built in a temporary directory and swapped into place when complete.
     """
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     results = Path(results)
     store = ResultsStore(results)
-    runs, models = store.find("runs"), store.find("models")
+    runs, models = current_runs(store.find("runs")), store.find("models")
     final = results / SITE
     tmp = results / f".{SITE}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         asset = plotly_js_asset(tmp / ASSETS)
         exporter = HTMLExporter(template_name="lab")
+        exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={"remove_input"}), enabled=True)
         pages: dict[str, str] = {}
         for notebook in sorted({r["notebook"] for r in runs}):
             records = [r for r in runs if r["notebook"] == notebook]
@@ -281,7 +318,7 @@ def write_listing(results: str | Path = "results", project: str | Path = ".") ->
     results, project = Path(results).resolve(), Path(project).resolve()
     store = ResultsStore(results)
     store.export()
-    runs = store.find("runs")
+    runs = current_runs(store.find("runs"))
     items = []
     for notebook in sorted({r["notebook"] for r in runs}):
         records = [r for r in runs if r["notebook"] == notebook]

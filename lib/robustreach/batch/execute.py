@@ -39,6 +39,8 @@ KERNEL_ENV = {
     "PLOTLY_RENDERER": "plotly_mimetype+notebook_connected",
     # Silences debugpy's "frozen modules" warning in every kernel's log.
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    # Progress bars belong to interactive sessions; in a stored notebook they are noise.
+    "TQDM_DISABLE": "1",
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
