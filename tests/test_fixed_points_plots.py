@@ -107,3 +107,49 @@ def test_leading_modes_against_context():
     np.testing.assert_allclose(fig.data[1].y, -DT / np.log(0.9), rtol=1e-5)
     with pytest.raises(ValueError, match="goal"):
         leading_modes(table, x="goal")
+
+
+def test_fixed_points_pca_coloured_by_context_with_stability_symbols():
+    lin = affine_linearisation(np.diag([0.9, 0.5, 0.2]), n_points=3)
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(3, 3))
+    pca = pca_basis(rng.normal(size=(4, 10, 3)), n_components=2)
+    fig = fixed_points_pca(pca, points, lin, stability=["stable", "saddle", "stable"],
+                           colour_values=[-1.0, 1.0, 1.0])
+    markers = {t.name: t for t in fig.data if t.mode == "markers"}
+    assert set(markers) == {"context -1.0", "context 1.0 (saddle)", "context 1.0"}
+    colours = colour_map("context", [-1.0, 1.0])
+    assert markers["context -1.0"].marker.color == colours[-1.0] and markers["context 1.0"].marker.color == colours[1.0]
+    assert markers["context 1.0 (saddle)"].marker.symbol == "diamond" and markers["context 1.0"].marker.symbol == "circle"
+    np.testing.assert_allclose([markers["context 1.0 (saddle)"].x[0], markers["context 1.0 (saddle)"].y[0]],
+                               pca.project(points[1]))
+    with pytest.raises(ValueError, match="one entry per point"):
+        fixed_points_pca(pca, points, colour_values=[0.0, 1.0])
+
+
+def test_sweep_pca_projects_one_replicate_on_its_own_hold_trials():
+    from fixed_points_synthetic import synthetic_sweep
+    from robustreach.plots.fixed_points import sweep_pca
+
+    sweep = synthetic_sweep()
+    fig = sweep_pca(sweep, 1)
+    pca = pca_basis(sweep.hold_hidden[1], n_components=3)  # (context, goal, time, hidden) of replicate 1
+    rows = sweep.points[sweep.points["replicate"] == 1]
+    drawn = [t for t in fig.data if t.mode == "markers"]
+    assert [t.name for t in drawn] == ["context 0.0", "context 1.0"]
+    for trace, context in zip(drawn, (0.0, 1.0)):
+        expected = pca.project(sweep.h[rows[rows["context"] == context]["point"]])
+        np.testing.assert_allclose(np.stack([trace.x, trace.y, trace.z], axis=1), expected, rtol=1e-5, atol=1e-6)
+    # Trajectories: every context and goal of replicate 1 (2 x 3 paths of 6 steps, gaps between).
+    assert fig.data[0].name == "trajectories" and len(fig.data[0].x) == 6 * 7
+    with pytest.raises(ValueError, match="replicate 4"):
+        sweep_pca(sweep, 4)
+
+
+def test_eigenvalue_spectra_colour_kind_overrides_the_scale():
+    lin = affine_linearisation(np.diag([0.9, 0.5]), n_points=3)
+    spectra = spectra_table(lin, dt=DT, keys={"goal_distance": [0.0, 0.5, 1.0]})
+    fig = eigenvalue_spectra(spectra, colour_by="goal_distance", colour_kind="amplitude")
+    expected = colour_map("amplitude", [0.0, 0.5, 1.0])
+    assert [t.marker.color for t in fig.data[1:]] == [expected[d] for d in (0.0, 0.5, 1.0)]
+    assert [t.name for t in fig.data[1:]] == ["goal distance 0.0", "goal distance 0.5", "goal distance 1.0"]

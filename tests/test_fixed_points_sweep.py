@@ -45,12 +45,17 @@ def test_without_recurrence_every_goal_has_its_closed_form_point():
     assert len(sweep.conditions) == 2 * 9 * 2 and (sweep.conditions["n_distinct"] == 1).all()
     assert len(sweep.points) == 36 and sweep.points["is_hold_point"].all()
     assert sweep.h.shape == (36, 8) and sweep.hold_hidden.shape == (2, 2, 9, 20, 8)
+    assert sweep.u.shape == (36, 9) and sweep.input_sv.shape == (36, 8)
     for row in sweep.points.itertuples():
         u = np.array([row.context, row.goal_x, row.goal_y, 0, 0, row.goal_x, row.goal_y, 0, 0])
-        n, z, _ = closed_form(cell, row.replicate, u)
+        n, z, dn_du = closed_form(cell, row.replicate, u)
         np.testing.assert_allclose(sweep.h[row.point], n, atol=1e-5)
         assert row.stability == "stable"
         np.testing.assert_allclose(row.lead_abs, z.max(), rtol=1e-5)  # J = diag(z)
+        np.testing.assert_allclose(sweep.u[row.point], u, atol=1e-7)
+        # At h = n: dF/du = (h - n) dz/du + (1 - z) dn/du = diag(1 - z) dn/du.
+        expected_sv = np.linalg.svd((1 - z)[:, None] * dn_du, compute_uv=False)
+        np.testing.assert_allclose(sweep.input_sv[row.point], expected_sv, rtol=1e-4, atol=1e-6)
     # Neighbouring goals: distances and first-order predictions from the closed form.
     neighbours = sweep.neighbours
     assert len(neighbours) == 2 * 2 * 24  # replicates x contexts x (12 grid edges, both ways)

@@ -5,8 +5,8 @@ The sweep keeps tables, not Jacobians (they would dominate the cache), so figure
 that need eigenvectors or `J` recompute them for the points they show; this is cheap.
 
 The one-step check perturbs a fixed point `(h*, u*)` by `dh` (state) or `du` (input) of norm
-`s` in random directions and compares the step `F(h* + dh, u* + du) - h*` with its linear
-prediction `J dh + B du`. For a smooth `F` the relative error is the second-order remainder,
+`s` in random directions and compares the change `F(h* + dh, u* + du) - F(h*, u*)` with its
+linear prediction `J dh + B du`. For a smooth `F` the relative error is the second-order remainder,
 so it grows in proportion to `s` (slope 1 on log-log axes) until the linearisation fails.
 It runs in float64, so that rounding does not swamp the error at small `s`.
 
@@ -77,7 +77,7 @@ def one_step_check(
 
     One row per (replicate, context, kind, scale, sample): `kind` "state" perturbs `h` by a
     random direction of norm `scale` (with `du = 0`), "input" perturbs `u` likewise (with
-    `dh = 0`); `error` is `||F(h*+dh, u*+du) - h* - (J dh + B du)|| / ||J dh + B du||`.
+    `dh = 0`); `error` is `||F(h*+dh, u*+du) - F(h*, u*) - (J dh + B du)|| / ||J dh + B du||`.
     """
     scales = [float(s) for s in scales]
     if not scales or any(not s > 0 for s in scales) or n_samples < 1:

@@ -247,13 +247,15 @@ def linearisation_error(
     du: Float[ArrayLike, "sample input"],
 ) -> Float[np.ndarray, " sample"]:
     """Relative error of the linear prediction of one step from a fixed point:
-    `||F(h*+dh, u*+du) - h* - (J dh + B du)|| / ||J dh + B du||` per sample.
+    `||F(h*+dh, u*+du) - F(h*, u*) - (J dh + B du)|| / ||J dh + B du||` per sample.
 
     It shrinks in proportion to the perturbation's size where the linearisation holds, so
-    it tells how far from the point the modes describe the network.
+    it tells how far from the point the modes describe the network. `F(h*, u*)` equals `h*`
+    at an exact fixed point; subtracting it rather than `h*` keeps the finder's residual
+    (`sqrt(2 q)`, fixed while the perturbation shrinks) out of the error.
     """
     h_star, u_star = jnp.asarray(h_star), jnp.asarray(u_star)
     dh, du = jnp.asarray(dh, h_star.dtype), jnp.asarray(du, h_star.dtype)
-    actual = jax.vmap(lambda a, b: step(h_star + a, u_star + b))(dh, du) - h_star
+    actual = jax.vmap(lambda a, b: step(h_star + a, u_star + b))(dh, du) - step(h_star, u_star)
     predicted = dh @ jnp.asarray(jac_h).T + du @ jnp.asarray(jac_u).T
     return np.asarray(jnp.linalg.norm(actual - predicted, axis=-1) / jnp.linalg.norm(predicted, axis=-1))

@@ -244,8 +244,8 @@ def readout_overlap_table(
     context: the overlap `||W v|| / (||W||_2 ||v||)` of the leading mode (mean over goals and
     replicates), the number of slow modes (`tau > slow_tau`) per point and their mean overlap,
     and the other stable modes' mean overlap. With `readouts` (each condition's readout weights,
-    one matrix per replicate) the overlap a random direction has on average,
-    `sqrt(mean sigma_i^2) / sigma_1` over the readout's singular values, is given as a baseline."""
+    one matrix per replicate) the root-mean-square overlap of a random unit direction,
+    `||W||_F / (sqrt(n_hidden) ||W||_2)` (mean over replicates), is given as a baseline."""
     baselines = {}
     for label, weights in (readouts or {}).items():
         weights = np.asarray(weights, float)
@@ -348,7 +348,7 @@ def dynamics_text(
         nearest = int(np.argmin(np.abs(1 - lead)))
         if np.any(lead >= 1):
             text += f" At context {', '.join(f'{c:g}' for c in contexts[lead >= 1])} the leading mode does not decay."
-        elif trend.startswith("rises") or trend.startswith("falls"):
+        elif trend.startswith(("rises", "falls")):
             direction = "higher" if trend.startswith("rises") else "lower"
             text += (f" The leading eigenvalue approaches 1 as the context gets {direction} (closest at context "
                      f"{contexts[nearest]:g}, |λ| = {lead[nearest]:.3f}): the slowest return to the hold point "
@@ -391,7 +391,7 @@ def _input_sentence(rows: pd.DataFrame) -> str:
     contexts, values = per_context.index.to_numpy(), per_context.to_numpy()
     trend = _trend(values)
     text = f" The largest singular value of dF/du (median) {trend} with the context ({_listing(contexts, values)})"
-    if trend.startswith("rises") or trend.startswith("falls"):
+    if trend.startswith(("rises", "falls")):
         text += (f": the constant input moves the state more strongly at {'higher' if trend.startswith('rises') else 'lower'}"
                  " context values")
     return text + "."

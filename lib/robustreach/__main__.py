@@ -1,0 +1,5 @@
+"""`python -m robustreach` is the `robustreach` command."""
+
+from robustreach.cli.main import app
+
+app()

@@ -1,0 +1,94 @@
+"""The README's main command end to end: `robustreach run demo` on fresh results.
+
+Checks what a new user sees: every run succeeds, the site's pages draw their Plotly figures in
+headless Chromium (DOM checked, screenshots saved), a second run skips everything, and
+changing one analysis parameter reruns only the notebooks that declare it (plus the figures
+page, whose content then changes). Takes a few minutes: it trains the demo models.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robustreach.batch import run_batch
+from robustreach.paramfiles import load_paramfile, notebook_defaults
+from robustreach.store import ResultsStore
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(page: Path, profile: Path, *args: str) -> str:
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--virtual-time-budget=15000", *args, page.as_uri(),
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    results = tmp_path_factory.mktemp("demo") / "results"
+    command = [sys.executable, "-m", "robustreach", "run", "demo", "--results", str(results), "--engine", "nbconvert"]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    print(f"robustreach run demo: {time.perf_counter() - start:.0f} s\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return results
+
+
+def test_every_demo_notebook_ran_and_has_a_page(demo):
+    runs = ResultsStore(demo).find("runs")
+    listed = {nb.name for nb in load_paramfile(ROOT / "params/demo.yml").notebooks}
+    assert {r["notebook"] for r in runs} == listed
+    assert all(r["status"] == "ok" for r in runs), [(r["notebook"], r["error"]) for r in runs if r["status"] != "ok"]
+    for record in runs:
+        assert (demo / "site" / Path(record["files"]["notebook"]).with_suffix(".html")).is_file()
+    assert (demo / "site" / "index.html").is_file()
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs chromium on PATH (apt-get install -y chromium)")
+def test_pages_draw_their_figures_in_chromium(demo, tmp_path):
+    shots = Path(os.environ.get("ROBUSTREACH_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    for record in ResultsStore(demo).find("runs"):
+        page = demo / "site" / Path(record["files"]["notebook"]).with_suffix(".html")
+        html = page.read_text()
+        n_figures = html.count("Plotly.newPlot")
+        if not n_figures:
+            continue
+        dom = chromium(page, tmp_path / "chromium", "--dump-dom")
+        assert dom.count('class="main-svg"') >= n_figures, f"{page}: {n_figures} figures, drawn {dom.count('class=\"main-svg\"')}"
+        shot = shots / f"demo-{Path(record['notebook']).parent.name}-{Path(record['notebook']).stem}.png"
+        chromium(page, tmp_path / "chromium", "--window-size=1200,2400", "--hide-scrollbars", f"--screenshot={shot}")
+        assert shot.stat().st_size > 20_000
+
+
+def test_second_run_skips_everything(demo):
+    start = time.perf_counter()
+    summary = run_batch(ROOT / "params/demo.yml", results=demo, root=ROOT, progress=False)
+    print(f"second run: {time.perf_counter() - start:.1f} s")
+    assert not summary.ok and not summary.failed and summary.skipped
+
+
+def test_changing_one_parameter_reruns_only_the_notebooks_that_take_it(demo, tmp_path):
+    params = yaml.safe_load((ROOT / "params/demo.yml").read_text())
+    params.setdefault("base", {})["evaluation.n_realisations"] = 2
+    changed = tmp_path / "demo-changed.yml"
+    changed.write_text(yaml.safe_dump(params))
+    pf = load_paramfile(changed, root=ROOT)
+    takes_it = {nb.name for nb in pf.notebooks if "evaluation" in notebook_defaults(nb.path)}
+    assert takes_it  # the demo has notebooks with an `evaluation` parameter
+    summary = run_batch(changed, results=demo, root=ROOT, progress=False)
+    rerun = {r["notebook"] for r in summary.ok}
+    assert not summary.failed
+    assert rerun - {"notebooks/figures.qmd"} == takes_it
