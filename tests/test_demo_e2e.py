@@ -60,17 +60,21 @@ def test_every_demo_notebook_ran_and_has_a_page(demo):
 def test_pages_draw_their_figures_in_chromium(demo, tmp_path):
     shots = Path(os.environ.get("ROBUSTREACH_SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
+    drawn_pages = set()
     for record in ResultsStore(demo).find("runs"):
         page = demo / "site" / Path(record["files"]["notebook"]).with_suffix(".html")
         html = page.read_text()
         n_figures = html.count("Plotly.newPlot")
         if not n_figures:
             continue
-        dom = chromium(page, tmp_path / "chromium", "--dump-dom")
-        assert dom.count('class="main-svg"') >= n_figures, f"{page}: {n_figures} figures, drawn {dom.count('class=\"main-svg\"')}"
+        drawn = chromium(page, tmp_path / "chromium", "--dump-dom").count('class="main-svg"')
+        assert drawn >= n_figures, f"{page}: {n_figures} figures, {drawn} drawn"
+        drawn_pages.add(record["notebook"])
         shot = shots / f"demo-{Path(record['notebook']).parent.name}-{Path(record['notebook']).stem}.png"
         chromium(page, tmp_path / "chromium", "--window-size=1200,2400", "--hide-scrollbars", f"--screenshot={shot}")
         assert shot.stat().st_size > 20_000
+    # every notebook of the demo shows figures, the figures page those the others saved
+    assert drawn_pages == {r["notebook"] for r in ResultsStore(demo).find("runs")}
 
 
 def test_second_run_skips_everything(demo):

@@ -106,11 +106,14 @@ def run_batch(
     pf = load_paramfile(paramfile, root=root)
     results = Path(results).resolve()
     options = {"kernel_name": kernel_name, "execution_timeout": execution_timeout}
-    for spec in plan_runs(pf, results, **options):  # hyperparameter values too, before any run
+    plan = plan_runs(pf, results, **options)
+    for spec in plan:  # hyperparameter values too, before any run
         check_notebook_parameters(spec.parameters, where=f"{pf.path}: {spec.notebook}")
     store = ResultsStore(results)
     summary = BatchSummary(paramfile=Path(paramfile))
-    bar = tqdm(total=0, desc=f"{pf.path.stem} runs", unit="run", disable=not progress)
+    # An estimate: notebooks that read the index are planned again when their turn comes.
+    expected = len(plan) - (0 if force else len(up_to_date(store, plan)))
+    bar = tqdm(total=expected, desc=f"{pf.path.stem} runs", unit="run", disable=not progress or not expected)
     try:
         # Notebooks run in the order the file lists them: every run of one notebook finishes
         # before the next notebook's are planned and started, so analyses find the models
@@ -123,13 +126,12 @@ def run_batch(
             if not todo:
                 continue
             ensure_kernel(kernel_name)
-            bar.total += len(todo)
-            bar.refresh()
             for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
                 record = store.upsert(TABLE, _record(spec, result), key="hash")
                 (summary.ok if record["status"] == "ok" else summary.failed).append(record)
                 bar.set_postfix(failed=len(summary.failed), refresh=False)
                 bar.update()
+        bar.total = bar.n  # the estimate counted index-reading runs that proved up to date
     finally:
         bar.close()
     return summary

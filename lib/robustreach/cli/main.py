@@ -4,6 +4,7 @@ Each group of subcommands lives in its own module of this package and attaches i
 through a `register(app)` function, so that this file stays a list.
 """
 
+import logging
 from typing import Annotated
 
 import typer
@@ -33,6 +34,14 @@ def _main(
     ] = False,
 ) -> None:
     """robustreach command line."""
+    # The library logs through `logging` (versions and device at the start of training,
+    # resumes, divergence); show those messages on the terminal.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    library_logger = logging.getLogger("robustreach")
+    library_logger.setLevel(logging.INFO)
+    if not library_logger.handlers:
+        library_logger.addHandler(handler)
 
 
 for _module in (train, db, batch):

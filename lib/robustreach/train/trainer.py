@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.model import ReachingModel, build_ensemble
+from robustreach.provenance import provenance
 from robustreach.train.checkpoint import load_checkpoint, save_checkpoint
 from robustreach.train.conditions import ConditionArrays, stack_conditions
 from robustreach.train.history import best_batches, condition_history, empty_history
@@ -239,10 +240,8 @@ def _take(tree: PyTree, *index: int) -> PyTree:
 
 
 def _log_provenance() -> None:
-    try:
-        from robustreach.provenance import provenance
-    except ImportError:  # the store's provenance module is optional at this layer
-        return
-    info = provenance()
-    logger.info("versions %s, git %s%s, device %s", info.get("versions"), info.get("git_commit"),
-                " (dirty)" if info.get("git_dirty") else "", info.get("device"))
+    info = provenance(device=True)
+    git = info.get("git") or {}
+    versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
+    logger.info("training with %s; git %s%s; device %s", versions, (git.get("commit") or "none")[:12],
+                " (dirty)" if git.get("dirty") else "", info.get("device"))
