@@ -7,7 +7,6 @@ page, whose content then changes). Takes a few minutes: it trains the demo model
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
+from browser import chromium, needs_chromium
 from robustreach.batch import run_batch
 from robustreach.paramfiles import load_paramfile, notebook_defaults
 from robustreach.store import ResultsStore
@@ -23,18 +22,6 @@ from robustreach.store import ResultsStore
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def chromium(page: Path, profile: Path, *args: str) -> str:
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=15000", *args, page.as_uri(),
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     results = tmp_path_factory.mktemp("demo") / "results"
@@ -56,7 +43,7 @@ def test_every_demo_notebook_ran_and_has_a_page(demo):
     assert (demo / "site" / "index.html").is_file()
 
 
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs chromium on PATH (apt-get install -y chromium)")
+@needs_chromium
 def test_pages_draw_their_figures_in_chromium(demo, tmp_path):
     shots = Path(os.environ.get("ROBUSTREACH_SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)

@@ -7,36 +7,23 @@ plotly.js from the CDN, draws nothing here (the control that shows the test can 
 """
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from batch_helpers import batch, make_project
+from browser import chromium, needs_chromium
 from robustreach.site import build_nbconvert_site
 from robustreach.store import ResultsStore
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PARAMS = """
 notebooks: [notebooks/figure.qmd]
 base: {cfg.n: 5, style.color: crimson}
 """
 
 
-def chromium(page: Path, profile: Path, *args: str) -> str:
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args, page.as_uri(),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return done.stdout
-
-
-# CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs chromium on PATH (apt-get install -y chromium)")
+@needs_chromium
 def test_figure_renders_offline_in_chromium(tmp_path):
     project = make_project(tmp_path / "project", PARAMS, notebooks=("figure.qmd",))
     assert not batch(project).failed

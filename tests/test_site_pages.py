@@ -1,7 +1,6 @@
 """Pages built without Quarto follow Quarto's chunk options; stale runs are not pages."""
 
 import nbformat
-
 from robustreach.site import _apply_chunk_options, current_runs
 
 
