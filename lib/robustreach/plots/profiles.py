@@ -20,8 +20,8 @@ from plotly.subplots import make_subplots
 
 from robustreach.alignment import COMPONENTS, align_evaluation
 from robustreach.evaluate import Evaluation
-from robustreach.plots.style import add_zero_line, apply_style, colours, with_alpha
-from robustreach.plots.trajectories import LABEL_KINDS, check_same_conditions, column_titles
+from robustreach.plots.style import add_zero_line, apply_style, with_alpha
+from robustreach.plots.trajectories import check_same_conditions, panel_layout
 
 VARIABLE_NAMES = {"pos": "position", "vel": "velocity", "force": "force", "external_force": "external force"}
 
@@ -64,27 +64,18 @@ def profiles(
     all_conditions = check_same_conditions(evaluations)
     conditions = list(range(len(all_conditions)) if conditions is None else conditions)
     models = list(evaluations)
-    if colour_by == "train_condition":
-        columns, titles = conditions, column_titles([all_conditions[c] for c in conditions])
-        palette = dict(zip(models, colours("train_condition", models)))
-        pick = lambda model, c: (palette[model], str(model), conditions.index(c) + 1)
-    else:
-        if colour_by not in all_conditions[0]:
-            raise ValueError(f"profiles: colour_by={colour_by!r} is not a label of these conditions {all_conditions[0]}")
-        columns, titles = models, [str(m) for m in models]
-        palette = dict(zip(conditions, colours(LABEL_KINDS[colour_by], [all_conditions[c][colour_by] for c in conditions])))
-        pick = lambda model, c: (palette[c], f"{colour_by}={all_conditions[c][colour_by]:g}", models.index(model) + 1)
+    layout = panel_layout("profiles", colour_by, models, conditions, all_conditions)
 
     panels = [(v, component) for v in variables for component in components]
-    fig = make_subplots(rows=len(panels), cols=len(columns), shared_xaxes=True, shared_yaxes="rows",
-                        column_titles=titles, vertical_spacing=0.04)
+    fig = make_subplots(rows=len(panels), cols=len(layout.titles), shared_xaxes=True, shared_yaxes="rows",
+                        column_titles=layout.titles, vertical_spacing=0.04)
     add_zero_line(fig)  # first, beneath everything
     shown: set[str] = set()
     for model, evaluation in evaluations.items():
         aligned = align_evaluation(evaluation, reference)
         t = evaluation.times
         for c in conditions:
-            colour, name, col = pick(model, c)
+            colour, name, col = layout.trace(model, c)
             for row, (variable, component) in enumerate(panels, start=1):
                 values = np.asarray(getattr(aligned, variable)[c, ..., COMPONENTS.index(component)])
                 mean, std = mean_and_std(values)

@@ -11,8 +11,8 @@ condition, realisation and direction): every trace carries per-point `customdata
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
@@ -35,6 +35,32 @@ LABEL_KINDS = {"amplitude": "amplitude", "impulse_amplitude": "amplitude", "cont
 def condition_text(labels: Mapping[str, float]) -> str:
     """A test condition's labels as short text, e.g. `amplitude=2, context=1`."""
     return ", ".join(f"{name}={value:g}" for name, value in labels.items()) or "default"
+
+
+class PanelLayout(NamedTuple):
+    """Columns of a figure comparing models across test conditions, and each trace's look."""
+
+    titles: list[str]
+    trace: Callable[[Any, int], tuple[str, str, int]]  # (model, condition) -> (colour, legend name, column)
+
+
+def panel_layout(
+    caller: str, colour_by: str, models: Sequence[Any], conditions: Sequence[int], all_conditions: Sequence[Mapping[str, float]]
+) -> PanelLayout:
+    """`colour_by="train_condition"`: one column per test condition, a colour per model;
+    otherwise one column per model, coloured by that test-condition label."""
+    if colour_by == "train_condition":
+        palette = dict(zip(models, colours("train_condition", list(models))))
+        titles = column_titles([all_conditions[c] for c in conditions])
+        return PanelLayout(titles, lambda model, c: (palette[model], str(model), list(conditions).index(c) + 1))
+    if colour_by not in all_conditions[0]:
+        raise ValueError(f"{caller}: colour_by={colour_by!r} is not a label of these conditions {all_conditions[0]}")
+    values = [all_conditions[c][colour_by] for c in conditions]
+    palette = dict(zip(conditions, colours(LABEL_KINDS[colour_by], values)))
+    return PanelLayout(
+        [str(m) for m in models],
+        lambda model, c: (palette[c], f"{colour_by}={all_conditions[c][colour_by]:g}", list(models).index(model) + 1),
+    )
 
 
 def column_titles(conditions: Sequence[Mapping[str, float]]) -> list[str]:
@@ -147,21 +173,9 @@ def aligned_trajectories(
     all_conditions = check_same_conditions(evaluations)
     conditions = list(range(len(all_conditions)) if conditions is None else conditions)
     models = list(evaluations)
-    if colour_by == "train_condition":
-        columns, titles = conditions, column_titles([all_conditions[c] for c in conditions])
-        palette = dict(zip(models, colours("train_condition", models)))
-        colour_of = lambda model, c: palette[model]
-        legend_of = lambda model, c: str(model)
-    else:
-        if colour_by not in all_conditions[0]:
-            raise ValueError(f"aligned_trajectories: colour_by={colour_by!r} is not a label of these conditions {all_conditions[0]}")
-        columns, titles = models, [str(m) for m in models]
-        values = [all_conditions[c][colour_by] for c in conditions]
-        palette = dict(zip(conditions, colours(LABEL_KINDS[colour_by], values)))
-        colour_of = lambda model, c: palette[c]
-        legend_of = lambda model, c: f"{colour_by}={all_conditions[c][colour_by]:g}"
+    layout = panel_layout("aligned_trajectories", colour_by, models, conditions, all_conditions)
 
-    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=titles, shared_yaxes=True, shared_xaxes=True)
+    fig = make_subplots(rows=1, cols=len(layout.titles), subplot_titles=layout.titles, shared_yaxes=True, shared_xaxes=True)
     add_zero_line(fig)
     shown: set[str] = set()
     for model, evaluation in evaluations.items():
@@ -170,11 +184,10 @@ def aligned_trajectories(
         for c in conditions:
             paths = aligned[c][:, chosen].reshape(-1, evaluation.n_steps, 2)
             x, y, customdata = line_segments(paths, _trajectory_info(evaluation, model, c, chosen))
-            name = legend_of(model, c)
-            column = columns.index(c if colour_by == "train_condition" else model) + 1
+            colour, name, column = layout.trace(model, c)
             fig.add_scatter(
                 x=x, y=y, mode="lines", name=name, legendgroup=name, showlegend=name not in shown,
-                line={"color": colour_of(model, c), "width": 1}, opacity=0.6,
+                line={"color": colour, "width": 1}, opacity=0.6,
                 customdata=customdata, hovertemplate=HOVER_TEMPLATE, row=1, col=column,
             )
             shown.add(name)
