@@ -1,5 +1,8 @@
 """Train parameter sets and save each model through the results index.
 
+A parameter set (as a notebook receives it) holds hyperparameter sections and `conditions`;
+each combination of the conditions' values is one model (an ensemble of replicates).
+
 Sets already trained with identical hyperparameters are skipped unless `force`; sets that
 can share one compiled step are trained together; a failing group does not stop the others.
 
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustreach.config import Hyperparameters, load_hyperparameters
+from robustreach.config import ConfigError, Hyperparameters
 from robustreach.hashing import params_hash, short_hash
 from robustreach.train.conditions import group_conditions
 from robustreach.train.trainer import TrainedCondition, train_conditions
@@ -35,10 +38,18 @@ class TrainingSummary:
         return self.trained + self.skipped
 
 
-def hyperparameters_of(parameter_set: dict[str, Any], *, source: str = "") -> Hyperparameters:
-    """The model's hyperparameters within a parameter set (other notebook parameters ignored)."""
+def hyperparameters_of(parameter_set: dict[str, Any], *, source: str = "") -> list[Hyperparameters]:
+    """The models a parameter set defines: its hyperparameter sections combined with each of
+    its training `conditions` (other notebook parameters are ignored)."""
+    from robustreach.experiment import expand_conditions
+
     sections = {k: v for k, v in parameter_set.items() if k in Hyperparameters.model_fields}
-    return load_hyperparameters(sections, source=source)
+    try:
+        return expand_conditions(sections, parameter_set.get("conditions"))
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}" if source else str(error)) from None
+    except ValueError as error:  # a malformed `conditions` mapping
+        raise ConfigError(f"{source}: {error}" if source else str(error)) from None
 
 
 def existing_model(store, hp: Hyperparameters) -> dict[str, Any] | None:
@@ -57,7 +68,11 @@ def train_parameter_sets(
     source: str = "",
 ) -> TrainingSummary:
     """Train every set (validated first), skipping those already in the index unless `force`."""
-    hps = [hyperparameters_of(s, source=f"{source} set {i}" if source else f"set {i}") for i, s in enumerate(parameter_sets)]
+    hps = [
+        hp
+        for i, parameter_set in enumerate(parameter_sets)
+        for hp in hyperparameters_of(parameter_set, source=f"{source} set {i}" if source else f"set {i}")
+    ]
     unique: dict[str, Hyperparameters] = {}
     for hp in hps:
         unique.setdefault(params_hash(hp.to_dict()), hp)
