@@ -1,36 +1,40 @@
-"""Figures and tables of docs/behaviour-comparison.md, from two trained ensembles in a results store.
+"""Figures and tables of docs/behaviour-comparison.md, from two trained ensembles.
 
-    python docs/figures/behaviour-comparison/make_figures.py [RESULTS]   # default /tmp/phase2/results
+    python docs/figures/behaviour-comparison/make_figures.py [RESULTS]   # default: the repository's results/
 
-The store holds an unperturbed ("std 0") and a curl-trained ("curl std 1") ensemble with
-otherwise identical hyperparameters. Evaluations are cached in the same store; figures are
-static PNGs (kaleido, which uses the system Chromium) written next to this script.
+An unperturbed ("std 0") and a curl-trained ("curl std 1") ensemble with otherwise identical
+hyperparameters are loaded from the results index, or trained there first (a few minutes on a
+CPU). Evaluations are cached in the same index; figures are static PNGs (kaleido, which uses
+the system Chromium) written next to this script.
 """
 
 import sys
 from pathlib import Path
 
-from robustreach.config import load_hyperparameters
-from robustreach.experiment import TrainedModel
+from robustreach.experiment import expand_conditions, results_store, trained_models
 from robustreach.measures import best_replicate, lateral_deviation_summary, select_evaluations
 from robustreach.notebook import evaluate_trained, measures_of, select_trained_replicates
 from robustreach.plots.distributions import measure_distributions
 from robustreach.plots.profiles import profiles
 from robustreach.plots.sweeps import measure_curves
 from robustreach.plots.trajectories import aligned_trajectories, centre_out_paths
-from robustreach.store import ResultsStore
 
 HERE = Path(__file__).parent
 EVALUATION = {"n_directions": 24, "n_realisations": 2, "seed": 0}
 SPEC = {"perturbation": "curl", "amplitudes": [0.0, 0.5, 1.0, 2.0, 4.0], **EVALUATION}
 
-store = ResultsStore(sys.argv[1] if len(sys.argv) > 1 else "/tmp/phase2/results")
-models = []
-for record in sorted(store.find("models"), key=lambda r: r["hyperparameters"]["perturbation"]["std"]):
-    std = record["hyperparameters"]["perturbation"]["std"]
-    model, record = store.load_model(record)
-    label = "std 0" if std == 0 else f"curl std {std:g}"
-    models.append(TrainedModel(label, load_hyperparameters(record["hyperparameters"]), model, record, {}))
+SECTIONS = {
+    "controller": {"hidden_size": 32},
+    "perturbation": {"type": "curl"},
+    "train": {"n_replicates": 4, "batch_size": 64, "n_batches": 500, "validation_every": 25, "n_snapshots": 12, "seed": 0},
+}
+CONDITIONS = {"perturbation": {"std": [0.0, 1.0]}}
+
+store = results_store(sys.argv[1] if len(sys.argv) > 1 else None)
+models = trained_models(store, expand_conditions(SECTIONS, CONDITIONS), conditions=CONDITIONS)
+for trained in models:
+    std = trained.hyperparameters.perturbation.std
+    trained.label = "std 0" if std == 0 else f"curl std {std:g}"
 
 selection = select_trained_replicates(store, models, EVALUATION, measure="endpoint_error", k=2.0)
 evaluations = evaluate_trained(store, models, SPEC)
