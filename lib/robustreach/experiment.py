@@ -124,13 +124,14 @@ def trained_models(
     """The newest trained model of each condition, training those missing (unless told not to)."""
     from robustreach.train.runner import existing_model, train_parameter_sets
 
-    missing = [hp for hp in hps if existing_model(store, hp) is None]
-    if missing and not train_missing:
-        raise LookupError(f"{len(missing)} condition(s) have no trained model in {store.root}; run the training notebook first")
-    if missing:
-        summary = train_parameter_sets([hp.to_dict() for hp in missing], store, progress=progress)
+    if train_missing:  # skips the conditions already in the index
+        summary = train_parameter_sets([hp.to_dict() for hp in hps], store, progress=progress)
         if summary.failed:
             raise RuntimeError("training failed: " + "; ".join(f["error"] for f in summary.failed))
+    else:
+        missing = [hp for hp in hps if existing_model(store, hp) is None]
+        if missing:
+            raise LookupError(f"{len(missing)} condition(s) have no trained model in {store.root}; run the training notebook first")
     result = []
     for hp in hps:
         record = existing_model(store, hp)

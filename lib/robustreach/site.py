@@ -176,12 +176,12 @@ def _apply_chunk_options(cells: list[Any]) -> list[Any]:
 def current_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The newest run of each (notebook, injected parameters): runs of earlier versions of a
     notebook or of the library stay in the index but are not pages of the site."""
+    keys = [(r["notebook"], params_hash(r.get("hyperparameters") or {})) for r in runs]
     newest: dict[tuple[str, str], dict[str, Any]] = {}
-    for record in runs:
-        key = (record["notebook"], params_hash(record.get("hyperparameters") or {}))
+    for key, record in zip(keys, runs):
         if key not in newest or record.get("created", "") > newest[key].get("created", ""):
             newest[key] = record
-    return [r for r in runs if newest[(r["notebook"], params_hash(r.get("hyperparameters") or {}))] is r]
+    return [record for key, record in zip(keys, runs) if newest[key] is record]
 
 
 # -- index page -----------------------------------------------------------------------------------
