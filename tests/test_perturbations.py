@@ -16,6 +16,7 @@ from robustreach.perturbations import (
     Constant,
     Curl,
     Viscous,
+    channel_normal,
     lateral_component,
     perturbation_kind,
     register,
@@ -23,7 +24,7 @@ from robustreach.perturbations import (
     training_amplitude,
 )
 from robustreach.perturbations.channel import euler_stable
-from robustreach.plants import PointMass
+from robustreach.plants import PointMass, TwoLinkArm
 from conftest import small_hyperparameters
 
 ROTATION = np.array([[0.0, -1.0], [1.0, 0.0]])
@@ -170,3 +171,23 @@ def test_euler_stability_condition_matches_simulation(stiffness, damping):
 
     final = jax.lax.scan(update, state, None, length=200)[0]
     assert bool(euler_stable(stiffness, damping, 1.0, 0.05)) == (abs(float(final.pos[1])) < 1e-3)
+
+
+def test_channel_holds_the_arms_hand_through_the_jacobian_transpose():
+    """The arm's hand, pushed across the line by a hand force, is held like the point mass."""
+    arm = TwoLinkArm()
+    start, target = jnp.array([0.0, 0.4]), jnp.array([0.1, 0.5])
+    push = 2.0 * channel_normal(start, target)  # 2 N across the line
+    channel = jax.tree.map(lambda x: x[0], Channel.fixed(1.0, start[None], target[None]))
+
+    def update(state, _):
+        pos, vel = arm.effector(state)
+        hand_force = channel.force(pos, vel, start, target)
+        return arm.step(state, jnp.zeros(2), hand_force + push), (pos, vel, hand_force)
+
+    positions, velocities, channel_force = jax.lax.scan(update, arm.initial_state(start, jnp.zeros(2)), None, length=150)[1]
+    deviation = lateral_component(positions - start, start, target)
+    assert np.abs(deviation).max() < 2 * 2.0 / 200.0
+    # settled across the line (along it, only joint viscosity slows the drift the push starts)
+    assert abs(float(lateral_component(velocities, start, target)[-1])) < 1e-4
+    np.testing.assert_allclose(lateral_component(channel_force, start, target)[-1], -2.0, rtol=1e-3)

@@ -57,6 +57,20 @@ def test_parameters_are_array_leaves_that_vmap_over_mass():
     assert {"mass", "damping", "dt"} <= {field for field in plant.__dataclass_fields__}
 
 
+def test_changing_a_parameter_value_does_not_retrace_a_compiled_step():
+    traces = []
+
+    @eqx.filter_jit
+    def step(plant, state):
+        traces.append(None)  # runs only while tracing
+        return plant.step(state, jnp.ones(2), jnp.zeros(2))
+
+    for plant in (TwoLinkArm(), TwoLinkArm(mass=(2.0, 1.5), viscosity=np.zeros((2, 2)), dt=0.005)):
+        state = plant.initial_state(jnp.array([0.0, 0.4]), jnp.zeros(2))
+        step(plant, state)
+    assert len(traces) == 1
+
+
 @pytest.mark.parametrize("plant", [PointMass(), TwoLinkArm(), TwoLinkArm(observe_joints=True)], ids=["mass", "arm", "arm+joints"])
 def test_observation_size_and_effector_agree_with_the_labels(plant):
     hand_pos, hand_vel = jnp.array([0.05, 0.4]), jnp.array([0.2, -0.1])

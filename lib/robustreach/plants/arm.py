@@ -72,7 +72,7 @@ class TwoLinkArm(AbstractPlant[TwoLinkArmState]):
         a1, a2, a3 = self._inertia_constants()
         cos_elbow = jnp.cos(angle[1])
         off_diagonal = a3 + a2 * cos_elbow
-        return jnp.array([[a1 + 2 * a2 * cos_elbow, off_diagonal], [off_diagonal, a3 + 0 * cos_elbow]])
+        return jnp.array([[a1 + 2 * a2 * cos_elbow, off_diagonal], [off_diagonal, a3]])
 
     def kinetic_energy(self, state: TwoLinkArmState) -> Float[Array, ""]:
         """`θ'^T M(θ) θ' / 2`."""
@@ -92,7 +92,7 @@ class TwoLinkArm(AbstractPlant[TwoLinkArmState]):
         elbow = jnp.arccos(jnp.clip(cos_elbow, -1.0, 1.0))
         shoulder = jnp.arctan2(y, x) - jnp.arctan2(l2 * jnp.sin(elbow), l1 + l2 * jnp.cos(elbow))
         angle = jnp.stack([shoulder, elbow])
-        d_angle = jnp.linalg.solve(self.jacobian(angle), jnp.asarray(effector_vel, float))
+        d_angle = _solve_2x2(self.jacobian(angle), jnp.asarray(effector_vel, float))
         return TwoLinkArmState(angle, d_angle)
 
     def vector_field(
