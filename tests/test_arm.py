@@ -44,7 +44,9 @@ def lagrange_rhs(torque, hand_force=np.zeros(2), viscosity=VISCOSITY):
         d_mass = -M2 * L1 * S2 * np.sin(angle[1]) * np.array([[2.0, 1.0], [1.0, 0.0]])
         velocity_terms = d_mass @ d_angle * d_angle[1] - 0.5 * np.array([0.0, d_angle @ d_mass @ d_angle])
         h = 1e-6
-        jac = np.stack([(hand_position(angle + h * e) - hand_position(angle - h * e)) / (2 * h) for e in np.eye(2)], axis=1)
+        jac = np.stack(
+            [(hand_position(angle + h * e) - hand_position(angle - h * e)) / (2 * h) for e in np.eye(2)], axis=1
+        )
         generalised = torque + jac.T @ hand_force - velocity_terms - viscosity @ d_angle
         return np.concatenate([d_angle, np.linalg.solve(mass, generalised)])
 
@@ -65,7 +67,8 @@ def test_forward_kinematics_and_jacobian_against_geometry_and_finite_differences
         h = 1e-6
         for angle in np.random.default_rng(0).uniform(-np.pi, np.pi, (5, 2)):
             np.testing.assert_allclose(arm.hand_position(jnp.asarray(angle)), hand_position(angle), atol=1e-12)
-            columns = [(arm.hand_position(jnp.asarray(angle + h * e)) - arm.hand_position(jnp.asarray(angle - h * e))) / (2 * h) for e in np.eye(2)]
+            position = lambda a: np.asarray(arm.hand_position(jnp.asarray(a)))  # noqa: E731
+            columns = [(position(angle + h * e) - position(angle - h * e)) / (2 * h) for e in np.eye(2)]
             np.testing.assert_allclose(arm.jacobian(jnp.asarray(angle)), np.stack(columns, axis=1), atol=1e-8)
 
 
@@ -97,9 +100,11 @@ def test_vector_field_matches_lagrange_equations_at_random_states():
     rng = np.random.default_rng(1)
     for _ in range(5):
         angle, d_angle, torque, force = rng.uniform(-2, 2, (4, 2))
-        derivative = arm.vector_field(TwoLinkArmState(jnp.asarray(angle), jnp.asarray(d_angle)), jnp.asarray(torque), jnp.asarray(force))
+        state = TwoLinkArmState(jnp.asarray(angle), jnp.asarray(d_angle))
+        derivative = arm.vector_field(state, jnp.asarray(torque), jnp.asarray(force))
         expected = lagrange_rhs(torque, force)(0.0, np.concatenate([angle, d_angle]))
-        np.testing.assert_allclose(np.concatenate([derivative.angle, derivative.d_angle]), expected, rtol=1e-4, atol=1e-4)
+        actual = np.concatenate([derivative.angle, derivative.d_angle])
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
 
 
 def rollout(arm, state, torque, n_steps):
@@ -120,7 +125,8 @@ def test_constant_torque_from_rest_follows_scipy_integration():
             n = round(duration / step)
             states = rollout(TwoLinkArm(dt=step), start, jnp.asarray(torque), n)
             times = step * np.arange(1, n + 1)
-            exact = solve_ivp(lagrange_rhs(torque), (0, duration), np.r_[0.3, 1.5, 0, 0], t_eval=times, rtol=1e-11, atol=1e-12).y.T
+            initial = np.r_[0.3, 1.5, 0.0, 0.0]
+            exact = solve_ivp(lagrange_rhs(torque), (0, duration), initial, t_eval=times, rtol=1e-11, atol=1e-12).y.T
             errors.append(np.max(np.abs(np.asarray(states.angle) - exact[:, :2])))
     motion = np.ptp(exact[:, :2], axis=0)
     assert np.all(np.degrees(motion) > 30)  # both joints really move (0.65 and 1.36 rad)

@@ -54,7 +54,8 @@ def test_viscous_rotation_matrix_equals_curl_field(amplitude):
     pos, vel, start, target = random_hands()
     viscous = Viscous.fixed(amplitude, start, target, matrix=ROTATION)
     curl = Curl.fixed(amplitude, start, target)
-    np.testing.assert_allclose(forces(viscous, pos, vel, start, target), forces(curl, pos, vel, start, target), atol=1e-6)
+    hands = (pos, vel, start, target)
+    np.testing.assert_allclose(forces(viscous, *hands), forces(curl, *hands), atol=1e-6)
     expected = amplitude * np.stack([-vel[:, 1], vel[:, 0]], axis=-1)  # the model's law: curl * (-v_y, v_x)
     np.testing.assert_allclose(forces(viscous, pos, vel, start, target), expected, atol=1e-6)
 
@@ -123,7 +124,8 @@ def test_total_force_sums_the_kinds_acting_together():
     curl, constant = Curl.fixed(0.7, start, target), Constant.fixed(0.2, start, target)
     one = lambda p: jax.tree.map(lambda x: x[0], p)  # noqa: E731
     args = (pos[0], vel[0], start[0], target[0])
-    np.testing.assert_allclose(total_force((one(curl), one(constant)), *args), one(curl).force(*args) + one(constant).force(*args))
+    expected = one(curl).force(*args) + one(constant).force(*args)
+    np.testing.assert_allclose(total_force((one(curl), one(constant)), *args), expected)
     np.testing.assert_array_equal(total_force((), *args), 0.0)
 
 
@@ -159,7 +161,9 @@ def test_channel_exerts_no_force_on_hold_trials():
     np.testing.assert_array_equal(forces(channel, goal + 0.1, jnp.ones((1, 2)), goal, goal), 0.0)
 
 
-@pytest.mark.parametrize("stiffness, damping", [(200.0, 20.0), (400.0, 30.0), (200.0, 5.0), (200.0, 60.0), (800.0, 50.0)])
+@pytest.mark.parametrize(
+    "stiffness, damping", [(200.0, 20.0), (400.0, 30.0), (200.0, 5.0), (200.0, 60.0), (800.0, 50.0)]
+)
 def test_euler_stability_condition_matches_simulation(stiffness, damping):
     start, target = jnp.zeros(2), jnp.array([1.0, 0.0])
     channel = Channel(jnp.array(1.0), jnp.array(stiffness), jnp.array(damping))
@@ -185,7 +189,8 @@ def test_channel_holds_the_arms_hand_through_the_jacobian_transpose():
         hand_force = channel.force(pos, vel, start, target)
         return arm.step(state, jnp.zeros(2), hand_force + push), (pos, vel, hand_force)
 
-    positions, velocities, channel_force = jax.lax.scan(update, arm.initial_state(start, jnp.zeros(2)), None, length=150)[1]
+    initial = arm.initial_state(start, jnp.zeros(2))
+    positions, velocities, channel_force = jax.lax.scan(update, initial, None, length=150)[1]
     deviation = lateral_component(positions - start, start, target)
     assert np.abs(deviation).max() < 2 * 2.0 / 200.0
     # settled across the line (along it, only joint viscosity slows the drift the push starts)

@@ -71,7 +71,9 @@ def test_changing_a_parameter_value_does_not_retrace_a_compiled_step():
     assert len(traces) == 1
 
 
-@pytest.mark.parametrize("plant", [PointMass(), TwoLinkArm(), TwoLinkArm(observe_joints=True)], ids=["mass", "arm", "arm+joints"])
+@pytest.mark.parametrize(
+    "plant", [PointMass(), TwoLinkArm(), TwoLinkArm(observe_joints=True)], ids=["mass", "arm", "arm+joints"]
+)
 def test_observation_size_and_effector_agree_with_the_labels(plant):
     hand_pos, hand_vel = jnp.array([0.05, 0.4]), jnp.array([0.2, -0.1])
     state = plant.initial_state(hand_pos, hand_vel)
