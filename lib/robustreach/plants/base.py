@@ -2,7 +2,9 @@
 
 A plant is an `eqx.Module` whose numeric parameters (masses, lengths, damping, `dt`) are
 array leaves, so that a study can `vmap` over them without recompiling; only structure
-(which variables are observed) is static. Its state is itself a module (a PyTree).
+(which variables are observed) is static. `dt` is a leaf too: array shapes depend on the
+number of steps, not on `dt`, so a new `dt` needs no recompilation. Its state is itself a
+module (a PyTree).
 
 The physics (`vector_field`) is kept apart from the integrator (`euler_step`), as in
 Diffrax: `step` applies one explicit Euler update, in which every state variable advances
