@@ -234,7 +234,7 @@ def validation_messages(error: ValidationError) -> list[tuple[str, str, Any]]:
     """(dotted location, message, offending value) of each problem pydantic found."""
     out = []
     for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[", "dict["))))
+        loc = ".".join(str(p) for p in item["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[", "dict[", "constrained-"))))
         out.append((loc, item["msg"], item.get("input")))
     return out
 

@@ -3,6 +3,7 @@
 A parameter file (`params/<part>.yml`) has
 
 ```yaml
+extends: part1.yml                        # optional: build on another file (path relative to this one)
 notebooks: [notebooks/part1/train.qmd, notebooks/part1/behaviour.qmd]  # inside the project
 base: {train: {n_batches: 2000}}          # nested values shared by every set
 grid:                                     # dotted key -> values; the Cartesian product
@@ -14,6 +15,13 @@ when:                                     # conditional additions, applied in or
 sets:                                     # explicit extra sets (merged over base, no grid)
   - {perturbation.type: random, perturbation.std: 0.5}
 ```
+
+With `extends`, the other file is read first (it may extend another; cycles and files outside
+the project are errors) and this one applies over it: `base` merged key by key, `grid` keys
+added or replaced, `when` rules appended after the other's, `sets`, `notebooks` and
+`description` replaced when given. Schedule lengths in `train` may be fractions of
+`train.n_batches` (`pretrain_batches: 0.1`), so a shorter run built on a real one keeps the
+shape of its schedule.
 
 Keys are those of `options.Parameters` (hyperparameter sections at the top, `conditions`,
 one options mapping per analysis), plus whatever other plain parameters a notebook declares.
@@ -82,7 +90,7 @@ __all__ = [
     "notebook_defaults",
 ]
 
-_TOP_KEYS = {"notebooks", "base", "grid", "when", "sets", "description"}
+_TOP_KEYS = {"extends", "notebooks", "base", "grid", "when", "sets", "description"}
 _SCHEMA_NAMES = {*SECTIONS, "conditions", *ANALYSES}
 _MISSING = object()
 _GIB = 2**30
@@ -157,17 +165,20 @@ def load_yaml(path: str | Path) -> Any:
         return yaml.load(f, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
 
 
-def _line_map(mapping: Any, prefix: str = "") -> dict[str, int]:
-    """Dotted key -> line, for every key of a loaded mapping and the mappings inside it."""
-    out: dict[str, int] = {}
+Location = tuple[Path, int]  # (file, line) where a key is given
+
+
+def _line_map(mapping: Any, file: Path, prefix: str = "") -> dict[str, Location]:
+    """Dotted key -> (file, line), for every key of a loaded mapping and the mappings inside it."""
+    out: dict[str, Location] = {}
     if not isinstance(mapping, Mapping):
         return out
     lines = getattr(mapping, "lines", {})
     for key, value in mapping.items():
         dotted = f"{prefix}{key}"
         if key in lines:
-            out[dotted] = lines[key]
-        out.update(_line_map(value, f"{dotted}."))
+            out[dotted] = (file, lines[key])
+        out.update(_line_map(value, file, f"{dotted}."))
     return out
 
 
@@ -295,7 +306,8 @@ class ParamFile:
     sets: list[dict[str, Any]]
     description: str | None = None
     warnings: tuple[str, ...] = ()
-    lines: dict[str, dict[str, int]] = field(default_factory=dict, compare=False)  # where -> dotted -> line
+    lines: dict[str, dict[str, Location]] = field(default_factory=dict, compare=False)  # where -> dotted -> (file, line)
+    extends: tuple[Path, ...] = ()  # the files this one builds on, the furthest first
 
 
 def _is_open(default: Any) -> bool:
@@ -376,14 +388,14 @@ class _Validator:
     """Checks dotted keys and values, each alone: against the schema (`options.Parameters`)
     for its names, against the values the notebooks declare for their own parameters."""
 
-    def __init__(self, file: Path, notebooks: tuple[NotebookParams, ...], lines: dict[str, dict[str, int]]):
+    def __init__(self, file: Path, notebooks: tuple[NotebookParams, ...], lines: dict[str, dict[str, Location]]):
         self.file = file
         self.notebooks = notebooks
         self.lines = lines
 
     def where(self, where: str, dotted: str) -> str:
-        line = _line_for(self.lines.get(where, {}), dotted)
-        return f"{self.file}, line {line}: {where}" if line else f"{self.file}: {where}"
+        found = _line_for(self.lines.get(where, {}), dotted)
+        return f"{found[0]}, line {found[1]}: {where}" if found else f"{self.file}: {where}"
 
     def check(self, where: str, nested: Mapping[str, Any]) -> None:
         for dotted, value in flatten_record(nested).items():
@@ -475,8 +487,8 @@ def _keys(value: Any) -> list[str]:
     return list(value) if isinstance(value, dict) else []
 
 
-def _line_for(lines: Mapping[str, int], dotted: str) -> int | None:
-    """The line of `dotted` or of the nearest key above it (a section given as a whole)."""
+def _line_for(lines: Mapping[str, Location], dotted: str) -> Location | None:
+    """Where `dotted` is given, or the nearest key above it (a section given as a whole)."""
     parts = dotted.split(".")
     for n in range(len(parts), 0, -1):
         if ".".join(parts[:n]) in lines:
@@ -506,110 +518,148 @@ def _notebook(path: Path, root: Path, name: str) -> NotebookParams:
     return NotebookParams(path=nb_path, name=name, defaults=notebook_defaults(nb_path))
 
 
-def load_paramfile(path: str | Path, *, root: str | Path | None = None) -> ParamFile:
-    """Load and validate a parameter file completely (see the module docstring).
-
-    `root` is the project directory that notebook paths are relative to (and must stay in);
-    by default the nearest parent of the file holding `pyproject.toml` or `_quarto.yml`.
-    """
-    path = Path(path)
+def _read_layers(path: Path, root: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The file and the files it `extends`, each read and checked at the top level, ancestors
+    first. `extends` is a path relative to the file, inside the project; cycles are errors."""
     if not path.is_file():
-        raise ParamFileError(f"{path}: parameter file not found")
-    root = Path(root).resolve() if root is not None else _find_root(path)
+        raise ParamFileError(f"{chain[-1] if chain else path}: parameter file {path} not found")
     try:
         raw = load_yaml(path)
     except yaml.YAMLError as error:
         raise ParamFileError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ParamFileError(f"{path}: expected a mapping with keys {', '.join(sorted(_TOP_KEYS))}")
+    lines = getattr(raw, "lines", {})
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
-        lines = getattr(raw, "lines", {})
         raise ParamFileError(
             f"{path}, line {lines.get(unknown[0], '?')}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
             f"allowed: {', '.join(sorted(_TOP_KEYS))}"
         )
+    parent = raw.get("extends")
+    if parent is None:
+        return [(path, raw)]
+    where = f"{path}, line {lines.get('extends', '?')}: extends"
+    if not isinstance(parent, str) or not parent:
+        raise ParamFileError(f"{where}: expected the path of one parameter file, got {parent!r}")
+    resolved = (path.parent / parent).resolve()
+    if Path(parent).is_absolute() or not resolved.is_relative_to(root):
+        raise ParamFileError(f"{where}: {parent!r} is outside the project ({root})")
+    here = path.resolve()
+    if resolved in (*chain, here):
+        cycle = " -> ".join(str(p) for p in (*chain, here, resolved))
+        raise ParamFileError(f"{where}: {parent!r} makes a cycle: {cycle}")
+    return [*_read_layers(resolved, root, (*chain, here)), (path, raw)]
 
-    names = raw.get("notebooks")
+
+def load_paramfile(path: str | Path, *, root: str | Path | None = None) -> ParamFile:
+    """Load and validate a parameter file completely (see the module docstring).
+
+    `root` is the project directory that notebook paths are relative to (and must stay in);
+    by default the nearest parent of the file holding `pyproject.toml` or `_quarto.yml`.
+    With `extends: other.yml`, the other file (path relative to this one) is read first and
+    this one applies over it: `base` merged key by key, `grid` keys added or replaced, `when`
+    rules appended, `sets`, `notebooks` and `description` replaced when given.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamFileError(f"{path}: parameter file not found")
+    root = Path(root).resolve() if root is not None else _find_root(path)
+    layers = _read_layers(path, root)
+
+    names, names_file = None, path
+    description = None
+    for file, raw in layers:
+        if "notebooks" in raw:
+            names, names_file = raw["notebooks"], file
+        if raw.get("description") is not None:
+            description = raw["description"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ParamFileError(f"{path}: notebooks: expected a non-empty list of notebook paths, got {names!r}")
+        raise ParamFileError(f"{names_file}: notebooks: expected a non-empty list of notebook paths, got {names!r}")
     if len(set(names)) != len(names):
-        raise ParamFileError(f"{path}: notebooks: a notebook is listed twice")
-    notebooks = tuple(_notebook(path, root, name) for name in names)
+        raise ParamFileError(f"{names_file}: notebooks: a notebook is listed twice")
+    notebooks = tuple(_notebook(names_file, root, name) for name in names)
 
-    lines: dict[str, dict[str, int]] = {}
+    lines: dict[str, dict[str, Location]] = {"base": {}}
     check = _Validator(path, notebooks, lines)
 
-    lines["base"] = _dotted_lines(raw.get("base"))
-    base = _nest(raw.get("base") or {}, "base", path)
+    base: dict[str, Any] = {}
+    for file, raw in layers:
+        base = deep_merge(base, _nest(raw.get("base") or {}, "base", file))
+        lines["base"].update(_dotted_lines(raw.get("base"), file))
     check.check("base", base)
 
-    grid_raw = raw.get("grid") or {}
-    if not isinstance(grid_raw, Mapping):
-        raise ParamFileError(f"{path}: grid: expected a mapping of dotted keys to lists of values")
     grid: dict[str, list[Any]] = {}
-    grid_lines = getattr(grid_raw, "lines", {})
-    for key, values in grid_raw.items():
-        if not isinstance(values, list):
-            raise ParamFileError(f"{path}, line {grid_lines.get(key, '?')}: grid: {key!r} should be a list of values, got {values!r}")
-        if not values:
-            raise ParamFileError(f"{path}, line {grid_lines.get(key, '?')}: grid: {key!r} has an empty list of values; the grid would hold no sets")
-        lines[f"grid.{key}"] = {str(key): grid_lines.get(key, 0)}
+    for file, raw in layers:
+        grid_raw = raw.get("grid") or {}
+        if not isinstance(grid_raw, Mapping):
+            raise ParamFileError(f"{file}: grid: expected a mapping of dotted keys to lists of values")
+        grid_lines = getattr(grid_raw, "lines", {})
+        for key, values in grid_raw.items():
+            at = f"{file}, line {grid_lines.get(key, '?')}: grid"
+            if not isinstance(values, list):
+                raise ParamFileError(f"{at}: {key!r} should be a list of values, got {values!r}")
+            if not values:
+                raise ParamFileError(f"{at}: {key!r} has an empty list of values; the grid would hold no sets")
+            lines[f"grid.{key}"] = {str(key): (file, grid_lines.get(key, 0))}
+            grid[str(key)] = values
+    for key, values in grid.items():
         for value in values:
             check.check(f"grid.{key}", _nest({key: value}, "grid", path))
-        grid[str(key)] = values
 
-    when_raw = raw.get("when") or []
-    if not isinstance(when_raw, list):
-        raise ParamFileError(f"{path}: when: expected a list of {{if: ..., set: ...}} rules")
     when = []
-    for k, rule in enumerate(when_raw):
-        where = f"when[{k}]"
-        if not isinstance(rule, Mapping) or set(rule) != {"if", "set"}:
-            raise ParamFileError(f"{path}: {where}: each rule needs exactly the keys 'if' and 'set', got {rule!r}")
-        lines[f"{where}.if"] = _dotted_lines(rule["if"])
-        lines[f"{where}.set"] = _dotted_lines(rule["set"])
-        lines[where] = {"if": rule.lines["if"]} if isinstance(rule, _Lined) else {}
-        condition = _nest(rule["if"], f"{where}.if", path)
-        if not condition:
-            raise ParamFileError(f"{path}: {where}.if: empty condition")
-        check.check(f"{where}.if", condition)
-        addition = _nest(rule["set"], f"{where}.set", path)
-        check.check(f"{where}.set", addition)
-        when.append((flatten_record(condition), addition))
+    for file, raw in layers:
+        when_raw = raw.get("when") or []
+        if not isinstance(when_raw, list):
+            raise ParamFileError(f"{file}: when: expected a list of {{if: ..., set: ...}} rules")
+        for rule in when_raw:
+            where = f"when[{len(when)}]"
+            if not isinstance(rule, Mapping) or set(rule) != {"if", "set"}:
+                raise ParamFileError(f"{file}: {where}: each rule needs exactly the keys 'if' and 'set', got {rule!r}")
+            lines[f"{where}.if"] = _dotted_lines(rule["if"], file)
+            lines[f"{where}.set"] = _dotted_lines(rule["set"], file)
+            lines[where] = {"if": (file, rule.lines["if"])} if isinstance(rule, _Lined) else {}
+            condition = _nest(rule["if"], f"{where}.if", file)
+            if not condition:
+                raise ParamFileError(f"{file}: {where}.if: empty condition")
+            check.check(f"{where}.if", condition)
+            addition = _nest(rule["set"], f"{where}.set", file)
+            check.check(f"{where}.set", addition)
+            when.append((flatten_record(condition), addition))
 
-    sets_raw = raw.get("sets") or []
+    sets_file, sets_raw = path, []
+    for file, raw in layers:
+        if "sets" in raw:
+            sets_file, sets_raw = file, raw["sets"] or []
     if not isinstance(sets_raw, list):
-        raise ParamFileError(f"{path}: sets: expected a list of parameter sets")
+        raise ParamFileError(f"{sets_file}: sets: expected a list of parameter sets")
     sets = []
     for k, extra in enumerate(sets_raw):
-        lines[f"sets[{k}]"] = _dotted_lines(extra)
-        nested = _nest(extra, f"sets[{k}]", path)
+        lines[f"sets[{k}]"] = _dotted_lines(extra, sets_file)
+        nested = _nest(extra, f"sets[{k}]", sets_file)
         check.check(f"sets[{k}]", nested)
         sets.append(nested)
 
-    description = raw.get("description")
     if description is not None and not isinstance(description, str):
         raise ParamFileError(f"{path}: description: expected text")
-    pf = ParamFile(path=path, root=root, notebooks=notebooks, base=base, grid=grid, when=when, sets=sets,
-                   description=description, lines=lines)
-    expanded, matches = _expand(pf)
-    _check_sets(pf, expanded)
-    notes = tuple(
-        f"{path}, line {lines[f'when[{k}]'].get('if', '?')}: when[{k}] matches no parameter set "
-        f"(if {condition}); its additions are never applied"
-        for k, ((condition, _), n) in enumerate(zip(pf.when, matches))
-        if n == 0
-    )
+    fields = dict(path=path, root=root, notebooks=notebooks, base=base, grid=grid, when=when, sets=sets,
+                  description=description, lines=lines, extends=tuple(file for file, _ in layers[:-1]))
+    expanded, matches = _expand(ParamFile(**fields))
+    _check_sets(ParamFile(**fields), expanded)
+    notes = []
+    for k, ((condition, _), n) in enumerate(zip(when, matches)):
+        if n == 0:
+            file, line = lines[f"when[{k}]"].get("if", (path, "?"))
+            notes.append(f"{file}, line {line}: when[{k}] matches no parameter set (if {condition}); "
+                         "its additions are never applied")
     for note in notes:
         warnings.warn(note, ParamFileWarning, stacklevel=2)
-    return ParamFile(path=path, root=root, notebooks=notebooks, base=base, grid=grid, when=when, sets=sets,
-                     description=description, warnings=notes, lines=lines)
+    return ParamFile(**fields, warnings=tuple(notes))
 
 
-def _dotted_lines(mapping: Any) -> dict[str, int]:
-    """Dotted key -> line for a fragment whose keys may be dotted themselves."""
-    return _line_map(mapping) if isinstance(mapping, Mapping) else {}
+def _dotted_lines(mapping: Any, file: Path) -> dict[str, Location]:
+    """Dotted key -> (file, line) for a fragment whose keys may be dotted themselves."""
+    return _line_map(mapping, file) if isinstance(mapping, Mapping) else {}
 
 
 # --- expansion, with where each value came from ---------------------------------------------
@@ -685,9 +735,9 @@ def expand(pf: ParamFile) -> list[dict[str, Any]]:
 def _origin(pf: ParamFile, pset: _Set, dotted: str) -> str:
     """'FILE, line N (where)' for the fragment that last gave `dotted` (or a key above/below it)."""
     for source in reversed(pset.sources):
-        line = _line_for(pf.lines.get(source, {}), dotted)
-        if line:
-            return f"{pf.path}, line {line} ({source})"
+        found = _line_for(pf.lines.get(source, {}), dotted)
+        if found:
+            return f"{found[0]}, line {found[1]} ({source})"
     return f"{pf.path} (the notebooks' defaults)"
 
 
