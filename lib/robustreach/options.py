@@ -181,7 +181,9 @@ def _check_conditions(conditions: dict[str, dict[str, list[Any]]]) -> dict[str, 
     return conditions
 
 
-Conditions = Annotated[dict[Literal[SECTIONS], dict[str, list[Any]]], AfterValidator(_check_conditions)]  # type: ignore[valid-type]
+Conditions = Annotated[
+    dict[Literal[SECTIONS], dict[str, list[Any]]], AfterValidator(_check_conditions)  # type: ignore[valid-type]
+]
 
 
 class Parameters(Hyperparameters):
@@ -230,11 +232,15 @@ def schema_field(path: list[str]) -> tuple[TypeAdapter, int]:
     return TypeAdapter(model), len(path)
 
 
+# Parts of pydantic's error locations that name a union member or validator, not a key.
+_UNION_TAGS = ("function-", "list[", "dict[", "constrained-")
+
+
 def validation_messages(error: ValidationError) -> list[tuple[str, str, Any]]:
     """(dotted location, message, offending value) of each problem pydantic found."""
     out = []
     for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[", "dict[", "constrained-"))))
+        loc = ".".join(str(p) for p in item["loc"] if not (isinstance(p, str) and p.startswith(_UNION_TAGS)))
         out.append((loc, item["msg"], item.get("input")))
     return out
 
@@ -243,7 +249,9 @@ def validation_messages(error: ValidationError) -> list[tuple[str, str, Any]]:
 
 # What each part sets differently from the library's defaults above, in parameter-file layout
 # (demo sizes: the parameter files give the real ones). The one place a part's defaults live.
-_DEMO_TRAIN = {"n_replicates": 2, "batch_size": 64, "n_batches": 300, "constant_lr_batches": 150, "validation_every": 25}
+_DEMO_TRAIN = {
+    "n_replicates": 2, "batch_size": 64, "n_batches": 300, "constant_lr_batches": 150, "validation_every": 25,
+}
 PART_DEFAULTS: dict[str, dict[str, Any]] = {
     "part1": {
         "controller": {"hidden_size": 32},

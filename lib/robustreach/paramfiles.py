@@ -204,7 +204,8 @@ def notebook_defaults(path: str | Path) -> dict[str, Any]:
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             continue  # a docstring
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
         if not targets or not all(isinstance(t, ast.Name) for t in targets) or node.value is None:
             raise ParamFileError(
                 f"{path}: parameters cell, line {node.lineno}: only assignments of plain values to names are "
@@ -306,7 +307,8 @@ class ParamFile:
     sets: list[dict[str, Any]]
     description: str | None = None
     warnings: tuple[str, ...] = ()
-    lines: dict[str, dict[str, Location]] = field(default_factory=dict, compare=False)  # where -> dotted -> (file, line)
+    # where (base, grid.KEY, when[k].set, sets[k]) -> dotted key -> (file, line)
+    lines: dict[str, dict[str, Location]] = field(default_factory=dict, compare=False)
     extends: tuple[Path, ...] = ()  # the files this one builds on, the furthest first
 
 
@@ -418,7 +420,8 @@ class _Validator:
             known = sorted({k for nb in self.notebooks for k in nb.defaults if k not in ("part", "hyperparameters")}
                            | ({*SECTIONS} if any(nb.uses_models for nb in self.notebooks) else set()))
             raise ParamFileError(
-                f"{self.where(where, dotted)}: unknown parameter {dotted!r}; the notebooks take {', '.join(known) or 'nothing'}"
+                f"{self.where(where, dotted)}: unknown parameter {dotted!r}; "
+                f"the notebooks take {', '.join(known) or 'nothing'}"
             )
         if top in _SCHEMA_NAMES:
             self.check_schema(where, dotted, value)
@@ -430,10 +433,13 @@ class _Validator:
         try:
             adapter, used = schema_field(parts)
         except KeyError as error:
-            raise ParamFileError(f"{self.where(where, dotted)}: unknown parameter {dotted!r}; {error.args[0]}") from None
+            raise ParamFileError(
+                f"{self.where(where, dotted)}: unknown parameter {dotted!r}; {error.args[0]}"
+            ) from None
         if used == len(parts) and isinstance(value, Mapping) and not value:
             return  # an empty mapping for a section: nothing in it to check
-        if used == len(parts) and used > 0 and adapter.core_schema.get("type") == "model" and not isinstance(value, Mapping):
+        is_section = used == len(parts) and adapter.core_schema.get("type") == "model"
+        if is_section and not isinstance(value, Mapping):
             raise ParamFileError(f"{self.where(where, dotted)}: {dotted!r} is a section, got {value!r}")
         try:
             adapter.validate_python(_nest_path(parts[used:], value))
@@ -454,7 +460,8 @@ class _Validator:
                     break
                 if not isinstance(default, dict):
                     raise ParamFileError(
-                        f"{self.where(where, dotted)}: {dotted!r}: {'.'.join(parts)!r} is a {_type_name(default)} in {nb.name}, not a section"
+                        f"{self.where(where, dotted)}: {dotted!r}: {'.'.join(parts)!r} is a "
+                        f"{_type_name(default)} in {nb.name}, not a section"
                     )
                 if part not in default:
                     default = _MISSING
@@ -465,7 +472,8 @@ class _Validator:
             matched = True
             if isinstance(default, dict) and default and not isinstance(value, Mapping):
                 raise ParamFileError(
-                    f"{self.where(where, dotted)}: {dotted!r} is a section in {nb.name} (keys {', '.join(default)}), got {value!r}"
+                    f"{self.where(where, dotted)}: {dotted!r} is a section in {nb.name} "
+                    f"(keys {', '.join(default)}), got {value!r}"
                 )
             if isinstance(default, dict) and isinstance(value, Mapping):
                 continue  # an empty mapping: nothing to check below it
@@ -705,7 +713,8 @@ def _applies(condition: dict[str, Any], pset: dict[str, Any], default) -> bool:
 def _expand(pf: ParamFile) -> tuple[list[_Set], list[int]]:
     """The parameter sets with their sources, and how many candidate sets each rule matched."""
     combos = [dict(zip(pf.grid, values)) for values in itertools.product(*pf.grid.values())]
-    candidates = [_Set(deep_merge(pf.base, _nest(c, "grid", pf.path)), ["base", *(f"grid.{k}" for k in c)]) for c in combos]
+    candidates = [_Set(deep_merge(pf.base, _nest(c, "grid", pf.path)), ["base", *(f"grid.{k}" for k in c)])
+                  for c in combos]
     candidates += [_Set(deep_merge(pf.base, extra), ["base", f"sets[{k}]"]) for k, extra in enumerate(pf.sets)]
     default = _defaults_of(pf.notebooks)
     matches = [0] * len(pf.when)
@@ -764,8 +773,7 @@ def _check_sets(pf: ParamFile, expanded: list[_Set]) -> None:
             if need > memory:
                 given = [key for key in _SIZE_KEYS if _get(pset.values, key) is not _MISSING]
                 sizes = ", ".join(f"{key} = {_get(pset.values, key)!r} ({_origin(pf, pset, key)})" for key in given)
-                usual = resolve(nb.part).model_dump(mode="json")  # name the size furthest above its default
-                key = max(given, key=lambda k: _get(pset.values, k) / max(_get(usual, k), 1)) if given else "train.batch_size"
+                key = _furthest_above(given, pset.values, resolve(nb.part).model_dump(mode="json"))
                 raise ParamFileError(
                     f"{_origin(pf, pset, key)}: set {index} for {nb.name}: {key}: training would need about "
                     f"{need / _GIB:,.1f} GiB (estimate), more than this machine's {memory / _GIB:,.1f} GiB of memory"
@@ -773,7 +781,16 @@ def _check_sets(pf: ParamFile, expanded: list[_Set]) -> None:
                 )
 
 
-def _conditions(pf: ParamFile, pset: _Set, index: int, nb: NotebookParams, resolved: dict[str, Any]) -> list[Hyperparameters]:
+def _furthest_above(keys: list[str], values: dict[str, Any], usual: dict[str, Any]) -> str:
+    """The size key whose value is the most times its usual (default) value: the one to name."""
+    if not keys:
+        return "train.batch_size"
+    return max(keys, key=lambda k: _get(values, k) / max(_get(usual, k), 1))
+
+
+def _conditions(
+    pf: ParamFile, pset: _Set, index: int, nb: NotebookParams, resolved: dict[str, Any]
+) -> list[Hyperparameters]:
     """The hyperparameters of each training condition of a resolved set, each validated."""
     conditions = resolved["conditions"]
     keys = [(section, name) for section, fields in conditions.items() for name in fields]

@@ -26,7 +26,9 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Retrain models already in the index.")] = False,
     results: Annotated[Path, typer.Option("--results", help="Results directory.")] = Path("results"),
     method: Annotated[str, typer.Option("--method", help="vmap (default) or loop (reference).")] = "vmap",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the models (hashes, whether trained); train nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the models (hashes, whether trained); train nothing.")
+    ] = False,
 ) -> None:
     """Train exactly the models the notebooks of PARAMS will look up (each parameter set as each
     notebook resolves it, with its part's defaults); models already trained are skipped unless --force."""
