@@ -174,3 +174,24 @@ def test_a_parameters_cell_with_a_side_effect_is_never_run(tmp_path, command):
     assert "parameters cell, line 4: only assignments of plain values" in out.output
     assert not marker.exists()
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_batch_dry_run_lists_sets_models_and_runs_and_does_nothing(results):
+    from robustreach.store import ResultsStore
+
+    pf = load_paramfile(ROOT / "params" / "demo.yml")
+    planned = file_models(pf)
+    trained = planned[0]  # pretend this one is in the index
+    store = ResultsStore(results)
+    store.insert("models", {"params_hash": trained.hash, "status": "ok", "hyperparameters": trained.hyperparameters.to_dict()})
+    out = CliRunner().invoke(app, ["batch", str(pf.path), "--dry-run", "--results", str(results)])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].endswith("demo.yml: 1 parameter set(s)")
+    assert lines[1].startswith("  set 0: ") and '"n_batches": 300' in lines[1]
+    models = [line.split() for line in lines if line.startswith("  ") and line.split()[0] in {m.hash[:12] for m in planned}]
+    assert {m[0]: m[1] for m in models} == {m.hash[:12]: "exists" if m is trained else "missing" for m in planned}
+    runs = [line for line in lines if line.startswith("  notebooks/")]
+    assert [r.split()[0] for r in runs] == [nb.name for nb in pf.notebooks]  # one set: one run per notebook, in order
+    assert all(r.endswith("to run") for r in runs)
+    assert not (results / "runs").exists() and not (results / "models").exists()
