@@ -73,6 +73,40 @@ def _batch(
     return summary.exit_code
 
 
+def _dry_run(paramfile: Path, results: Path) -> int:
+    """List what a batch would do, doing none of it: parameter sets, models, runs."""
+    import json
+
+    from robustreach.batch.runner import up_to_date
+    from robustreach.batch.runs import plan_runs
+    from robustreach.cli.train import model_lines
+    from robustreach.paramfiles import expand, file_models, load_paramfile
+    from robustreach.store import ResultsStore
+
+    try:
+        pf = load_paramfile(paramfile)
+        models = file_models(pf)
+    except ParamFileError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        return 2
+    for note in pf.warnings:
+        typer.secho(f"warning: {note}", fg=typer.colors.YELLOW, err=True)
+    store = ResultsStore(results)
+    sets = expand(pf)
+    typer.echo(f"{paramfile}: {len(sets)} parameter set(s)")
+    for index, pset in enumerate(sets):
+        typer.echo(f"  set {index}: {json.dumps(pset, sort_keys=True)}")
+    typer.echo(f"models to train or load ({len(models)}; hyperparameter hash, in the index?):")
+    for line in model_lines(models, store):
+        typer.echo(line)
+    plan = plan_runs(pf, results, store=store)
+    done = up_to_date(store, plan)
+    typer.echo(f"runs ({len(plan)}; {len(plan) - len(done)} to execute, {len(done)} up to date):")
+    for spec in plan:
+        typer.echo(f"  {spec.notebook}  run {spec.hash[:12]}  {'up to date' if spec.hash in done else 'to run'}")
+    return 0
+
+
 def _site(results: Path, engine: SiteEngine, profile: str | None) -> None:
     from robustreach.site import SiteError, build_site
 
@@ -102,12 +136,18 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--allow-failures", help="Exit 0 even when runs failed (e.g. as a Quarto pre-render step)."),
         ] = False,
+        dry_run: Annotated[
+            bool,
+            typer.Option("--dry-run", help="List the parameter sets, models (hashes, trained?) and runs; run nothing."),
+        ] = False,
     ) -> None:
         """Execute every notebook of PARAMFILE once per parameter set (papermill).
 
         Runs already done with the same notebook, parameters and library version are
         skipped. Exits non-zero when a run failed; the summary names its cell and error.
         """
+        if dry_run:
+            raise typer.Exit(_dry_run(paramfile, results))
         code = _batch(paramfile, results, force, jobs, executor, scheduler, partition, time, gpus)
         raise typer.Exit(0 if code == 1 and allow_failures else code)
 
