@@ -139,9 +139,10 @@ def _bordered(step, path, x, row):
 def correct(step, path, x, row, target, tol_q, max_newton):
     """Newton's method on `G(x) = 0, row . x = target` from `x`, with the exact Jacobian.
 
-    Stops once `q = 1/2 ||G||^2 < tol_q` (success), or on a non-finite iterate, a Newton step
-    longer than the one before (no contraction), or after `max_newton` iterations (failure).
-    Returns the last iterate, whether it converged, and the number of iterations.
+    Stops once `q = 1/2 ||G||^2 < tol_q`, on a non-finite iterate, on a Newton step longer
+    than the one before (no contraction, e.g. at the rounding floor), or after `max_newton`
+    iterations. Returns the last iterate, its `q` (it converged if `q < tol_q`) and the number
+    of iterations.
     """
 
     def cond(carry):
@@ -164,7 +165,7 @@ def correct(step, path, x, row, target, tol_q, max_newton):
     inf = jnp.asarray(jnp.inf, x.dtype)
     i, x, q, _, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0), x, jnp.where(row @ x == target, q0, inf), inf,
                                                      jnp.asarray(False)))
-    return x, q < tol_q, i
+    return x, q, i
 
 
 def tangent(step, path, x, reference):
@@ -205,7 +206,8 @@ def _continue_one(step, path, h0, sigma0, direction, first_step, min_step, max_s
                           jnp.where(first, 0.0, delta))
         x_pred = x + reach * t
         row = jnp.where(beyond | first, unit_sigma, t)
-        x_new, ok, iters = correct(step, path, x_pred, row, row @ x_pred, tol_q, max_newton)
+        x_new, q, iters = correct(step, path, x_pred, row, row @ x_pred, tol_q, max_newton)
+        ok = q < tol_q
         t_new = tangent(step, path, x_new, t)
         inside = (x_new[-1] >= 0) & (x_new[-1] <= end)
         ok = ok & jnp.all(jnp.isfinite(t_new)) & (first | (
@@ -355,7 +357,8 @@ def points_at(
     """Where each branch crosses the path positions `s`: for every branch, a list of
     `(s_value, h)` pairs, one per crossing (a branch that folds crosses some `s` several
     times). Each `h` is solved at exactly that `s` by Newton's method (float64), starting
-    from the chord between the two branch points that bracket it."""
+    from the chord between the two branch points that bracket it. At a fold or branch point
+    itself that solve is singular, so sample positions there are unreliable."""
     s = np.asarray(s, np.float64).ravel()
     tol_q = DEFAULT_TOL_Q["float64"] if tol_q is None else tol_q
     out = []
@@ -377,9 +380,9 @@ def points_at(
                     guess = (1 - w) * h[i] + w * h[min(i + 1, len(h) - 1)]
                     x0 = jnp.asarray(np.append(guess, target * length))
                     row = jnp.zeros(x0.shape[0]).at[-1].set(1.0)
-                    x, ok, _ = _correct_jit(one_step, path, x0, row, jnp.asarray(target * length), jnp.asarray(tol_q),
-                                            max_newton)
-                    if bool(ok):
+                    x, q, _ = _correct_jit(one_step, path, x0, row, jnp.asarray(target * length),
+                                           jnp.asarray(tol_q), max_newton)
+                    if bool(q < tol_q):
                         crossings.append((float(target), np.asarray(x[:-1])))
             out.append(crossings)
     return out
