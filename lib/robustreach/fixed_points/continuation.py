@@ -351,6 +351,7 @@ def points_at(
     branches: Branches,
     s: Float[ArrayLike, " sample"],
     *,
+    branch: int | None = None,
     tol_q: float | None = None,
     max_newton: int = 8,
 ) -> list[list[tuple[float, np.ndarray]]]:
@@ -364,7 +365,7 @@ def points_at(
     out = []
     with jax.enable_x64(True):
         step64 = to_float64(step)
-        for b in range(len(branches)):
+        for b in range(len(branches)) if branch is None else [branch]:
             h, sb, _ = branches.points(b)
             knots = jnp.asarray(branches.knots[b])
             path = InputPath(knots)
