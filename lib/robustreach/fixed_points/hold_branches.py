@@ -285,3 +285,90 @@ def hold_branch_sets(store, models: Sequence[Any], sweeps: Mapping[str, GoalSwee
     options = continuation_options(options)
     return {m.label: cached_hold_branches(store, m.record["hash"] if store is not None else None, m.model,
                                           sweeps[m.label], sweep_options, options) for m in models}
+
+
+def _by_condition(sets: Mapping[str, HoldBranches], name: str) -> pd.DataFrame:
+    frames = [getattr(found, name).assign(condition=label) for label, found in sets.items() if len(getattr(found, name))]
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    return table[["condition", *[c for c in table.columns if c != "condition"]]]
+
+
+def branch_table(sets: Mapping[str, HoldBranches]) -> pd.DataFrame:
+    """Every branch of every training condition and replicate (`HoldBranches.branches`)."""
+    return _by_condition(sets, "branches")
+
+
+def bifurcation_table(sets: Mapping[str, HoldBranches]) -> pd.DataFrame:
+    """Every located bifurcation, per training condition and replicate, in the order met."""
+    table = _by_condition(sets, "bifurcations")
+    if table.empty:
+        return table
+    keep = ["condition", "replicate", "family", "goal", "context", "kind", "input_name", "input", "s", "abs", "angle",
+            "n_unstable_before", "n_unstable_after"]
+    return table[keep]
+
+
+def continuation_summary(sets: Mapping[str, HoldBranches]) -> pd.DataFrame:
+    """Per training condition and family (context / goal branches): how many branches reached
+    the path's end, Newton iterations per unit arclength (median), the largest `q` on any
+    branch, how far the branches pass from the sweep's points at the sampled inputs (largest
+    distance to the nearest point, median distance to the hold point), stability at both ends,
+    and the bifurcations found by kind."""
+    branches = branch_table(sets)
+    if branches.empty:
+        return branches
+    agreement = _by_condition(sets, "agreement")
+    keys = ["condition", "family"]
+    grouped = branches.groupby(keys)
+    out = pd.DataFrame({
+        "branches": grouped.size(),
+        "reached_end": grouped["status"].agg(lambda s: int(np.sum(s == "end"))),
+        "newton_per_arclength": grouped["newton_per_arclength"].median(),
+        "max_q": grouped["max_q"].max(),
+        "stable_at_start": grouped["stability_start"].agg(lambda s: int(np.sum(s == "stable"))),
+        "stable_at_end": grouped["stability_end"].agg(lambda s: int(np.sum(s == "stable"))),
+        **{f"{kind}s": grouped[f"n_{kind}"].sum() for kind in ("fold", "branch_point", "flip", "neimark_sacker")},
+    })
+    if len(agreement):
+        a = agreement.groupby(keys)
+        out["max_distance_to_sweep"] = a["distance_to_nearest_point"].max()
+        out["median_distance_to_hold_point"] = a["distance_to_hold_point"].median()
+        out["samples_missed"] = a["n_crossings"].agg(lambda n: int(np.sum(n == 0)))
+    return out.reset_index()
+
+
+_KIND_WORDS = {"fold": "fold", "branch_point": "branch point", "flip": "flip", "neimark_sacker": "Neimark-Sacker crossing"}
+
+
+def continuation_text(summary: pd.DataFrame, bifurcations: pd.DataFrame) -> str:
+    """Markdown stating what `continuation_summary` and `bifurcation_table` show: whether the
+    branches ran through, agree with the sweep, and where (if anywhere) stability changes."""
+    if summary.empty:
+        return "No branch was continued."
+    lines = []
+    for row in summary.itertuples(index=False):
+        what = ("context branches (centre goal, lowest to highest context)" if row.family == "context"
+                else "goal branches (along the line of goals, at each context)")
+        text = (f"- **{row.condition}**, {what}: {row.reached_end} of {row.branches} reached the end of their path "
+                f"(median {row.newton_per_arclength:.3g} Newton iterations per unit arclength; largest q "
+                f"{row.max_q:.1e}).")
+        if hasattr(row, "max_distance_to_sweep") and np.isfinite(row.max_distance_to_sweep):
+            text += (f" At the sampled inputs they pass within {row.max_distance_to_sweep:.1e} of a point the sweep "
+                     f"found independently (median {row.median_distance_to_hold_point:.1e} from its hold point)")
+            text += (f"; {row.samples_missed} sampled inputs were not reached." if row.samples_missed else ".")
+        found = bifurcations[(bifurcations["condition"] == row.condition) & (bifurcations["family"] == row.family)] \
+            if len(bifurcations) else bifurcations
+        if found.empty:
+            stable = "stable" if row.stable_at_start == row.branches == row.stable_at_end else "of unchanged stability"
+            text += f" No eigenvalue crosses the unit circle along them: the hold points stay {stable} throughout."
+        else:
+            parts = []
+            for kind, part in found.groupby("kind", sort=False):
+                where = ", ".join(f"{v:.3g}" for v in part["input"])
+                parts.append(f"{len(part)} {_KIND_WORDS[kind]}{'s' if len(part) > 1 else ''} (at {part['input_name'].iloc[0]} "
+                             f"{where})")
+            text += " Stability changes: " + "; ".join(parts) + "."
+        lines.append(text)
+    return "\n".join(lines)
