@@ -151,7 +151,8 @@ def continuation_rows(step, u, path_length: float) -> list[dict]:
             "method": label, "inputs": n_points, "status": "-", "arclength": float(branches.arclength[0]),
             "newton_iters": int(np.sum(np.asarray(result.n_newton)) + 3 * len(h0)),
             "newton_per_arclength": float((np.sum(np.asarray(result.n_newton)) + 3 * len(h0)) / branches.arclength[0]),
-            "s_per_branch": seconds, "s_per_branch_of_8": float("nan"), "iters_per_input": float(iters.sum() / n_points),
+            "s_per_branch": seconds, "s_per_branch_of_8": float("nan"),
+            "iters_per_input": float(iters.sum() / n_points),
             "on_branch": int(np.sum(distance < 1e-6)), "max_q_f64": float(np.max(checked.q)),
         })
     return rows

@@ -78,7 +78,8 @@ def continuation_options(params: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"continuation.{unknown[0]}: unknown key; known: {', '.join(CONTINUATION_DEFAULTS)}")
     options = {**CONTINUATION_DEFAULTS, **params}
     if options["line"] not in ("x", "y"):
-        raise ValueError(f"continuation.line: must be 'x' (the grid's row through the centre) or 'y'; got {options['line']!r}")
+        raise ValueError("continuation.line: must be 'x' (the grid's row through the centre) or 'y'; "
+                         f"got {options['line']!r}")
     if not (isinstance(options["max_step"], Real) and 0 < options["max_step"] < np.inf):
         raise ValueError(f"continuation.max_step: must be a positive number; got {options['max_step']!r}")
     for key, low in (("max_points", 2), ("n_moduli", 1)):
@@ -186,7 +187,8 @@ def _along(branches: Branches, eigvals, spec, to_input, n_moduli):
             "branch": b, "point": np.arange(n), "s": s, "input": to_input(b, s),
             "arclength": np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(x, axis=0), axis=1))]),
             "q": branches.q[b, :n], "n_unstable": n_unstable,
-            "stability": np.where(n_unstable == 0, "stable", np.where(n_unstable == mod.shape[1], "unstable", "saddle")),
+            "stability": np.where(n_unstable == 0, "stable",
+                                  np.where(n_unstable == mod.shape[1], "unstable", "saddle")),
             **{f"abs_{i + 1}": mod[:, i] for i in range(min(n_moduli, mod.shape[1]))},
         })
         rows.append(frame)
@@ -288,7 +290,8 @@ def hold_branch_sets(store, models: Sequence[Any], sweeps: Mapping[str, GoalSwee
 
 
 def _by_condition(sets: Mapping[str, HoldBranches], name: str) -> pd.DataFrame:
-    frames = [getattr(found, name).assign(condition=label) for label, found in sets.items() if len(getattr(found, name))]
+    frames = [getattr(found, name).assign(condition=label) for label, found in sets.items()
+              if len(getattr(found, name))]
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
@@ -339,7 +342,8 @@ def continuation_summary(sets: Mapping[str, HoldBranches]) -> pd.DataFrame:
     return out.reset_index()
 
 
-_KIND_WORDS = {"fold": "fold", "branch_point": "branch point", "flip": "flip", "neimark_sacker": "Neimark-Sacker crossing"}
+_KIND_WORDS = {"fold": "fold", "branch_point": "branch point", "flip": "flip",
+               "neimark_sacker": "Neimark-Sacker crossing"}
 
 
 def continuation_text(summary: pd.DataFrame, bifurcations: pd.DataFrame) -> str:
@@ -367,8 +371,8 @@ def continuation_text(summary: pd.DataFrame, bifurcations: pd.DataFrame) -> str:
             parts = []
             for kind, part in found.groupby("kind", sort=False):
                 where = ", ".join(f"{v:.3g}" for v in part["input"])
-                parts.append(f"{len(part)} {_KIND_WORDS[kind]}{'s' if len(part) > 1 else ''} (at {part['input_name'].iloc[0]} "
-                             f"{where})")
+                plural = "s" if len(part) > 1 else ""
+                parts.append(f"{len(part)} {_KIND_WORDS[kind]}{plural} (at {part['input_name'].iloc[0]} {where})")
             text += " Stability changes: " + "; ".join(parts) + "."
         lines.append(text)
     return "\n".join(lines)

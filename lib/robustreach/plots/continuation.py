@@ -73,7 +73,8 @@ def branch_pca(found: HoldBranches, replicate: int, family: str, *, title: str |
     h = found.h[rows.index.to_numpy()]
     pca = pca_basis(h, 2)
     pcs = pca.project(h)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"PC1 ({pca.explained[0]:.0%})", f"PC2 ({pca.explained[1]:.0%})"])
+    fig = make_subplots(rows=1, cols=2,
+                        subplot_titles=[f"PC{i + 1} ({pca.explained[i]:.0%})" for i in range(2)])
     shown: set[str] = set()
     mine = ((found.bifurcations["replicate"] == replicate) & (found.bifurcations["family"] == family)).to_numpy() \
         if len(found.bifurcations) else np.zeros(0, bool)
