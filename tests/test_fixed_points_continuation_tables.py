@@ -86,6 +86,9 @@ def test_text_states_the_numbers():
     assert "within 3.0e-06" in text and "1 sampled inputs were not reached" in text
     assert "No eigenvalue crosses the unit circle" in text  # the goal branches
     assert continuation_text(pd.DataFrame(), pd.DataFrame()) == "No branch was continued."
+    none = synthetic()._replace(bifurcations=synthetic().bifurcations.iloc[:0])
+    assert list(bifurcation_table({"a": none}).columns)[:6] == ["condition", "replicate", "family", "goal", "context",
+                                                               "kind"]
 
 
 def test_hold_branches_round_trip_through_plain_arrays():

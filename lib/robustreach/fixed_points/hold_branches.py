@@ -305,12 +305,10 @@ def branch_table(sets: Mapping[str, HoldBranches]) -> pd.DataFrame:
 
 def bifurcation_table(sets: Mapping[str, HoldBranches]) -> pd.DataFrame:
     """Every located bifurcation, per training condition and replicate, in the order met."""
-    table = _by_condition(sets, "bifurcations")
-    if table.empty:
-        return table
     keep = ["condition", "replicate", "family", "goal", "context", "kind", "input_name", "input", "s", "abs", "angle",
             "n_unstable_before", "n_unstable_after"]
-    return table[keep]
+    table = _by_condition(sets, "bifurcations")
+    return pd.DataFrame(columns=keep) if table.empty else table[keep]
 
 
 def continuation_summary(sets: Mapping[str, HoldBranches]) -> pd.DataFrame:
