@@ -10,6 +10,7 @@ part's own values (`experiment.PART_DEFAULTS`) and a parameter file override the
 | `evaluation` | `EvaluationOptions` | behaviour notebooks; replicate selection's reaches (all analyses) |
 | `impulses` | `ImpulseOptions` | feedback impulses |
 | `fixed_points` | `SweepOptions` | goal steady-state sweep (fixed points and Jacobians share it) |
+| `continuation` | `ContinuationOptions` | continuation of the hold points |
 | `one_step` | `OneStepOptions` | one-step linearisation check |
 | `replicate_selection` | `ReplicateSelection` | every analysis |
 | `jacobians` | `JacobianOptions` | Jacobian notebook |
@@ -35,6 +36,7 @@ from robustreach.config import Hyperparameters
 
 __all__ = [
     "ANALYSES",
+    "ContinuationOptions",
     "PART_DEFAULTS",
     "ParametersError",
     "EvaluationOptions",
@@ -125,6 +127,17 @@ class SweepOptions(_Options):
 
 
 
+class ContinuationOptions(_Options):
+    """Continuation of the hold points (`fixed_points.hold_branches`): the goal line through
+    the centre (`x`: the grid's row, `y`: its column), the largest step in arclength of
+    [h, u], the points kept per branch, and how many leading |lambda| the figures draw."""
+
+    line: Literal["x", "y"] = "x"
+    max_step: float = Field(0.05, gt=0.0)
+    max_points: int = Field(400, ge=2)
+    n_moduli: int = Field(3, ge=1)
+
+
 class OneStepOptions(_Options):
     """One-step linearisation check: perturbation norms, random directions per norm, PRNG seed."""
 
@@ -195,6 +208,7 @@ class Parameters(Hyperparameters):
     evaluation: EvaluationOptions = EvaluationOptions()
     impulses: ImpulseOptions = ImpulseOptions()
     fixed_points: SweepOptions = SweepOptions()
+    continuation: ContinuationOptions = ContinuationOptions()
     one_step: OneStepOptions = OneStepOptions()
     replicate_selection: ReplicateSelection = ReplicateSelection()
     jacobians: JacobianOptions = JacobianOptions()

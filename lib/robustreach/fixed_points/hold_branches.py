@@ -23,11 +23,11 @@ sets = hold_branch_sets(store, models, sweeps, sweep_options, options)   # cache
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from robustreach.fixed_points.bifurcations import branch_eigenvalues, locate_bifurcations
 from robustreach.fixed_points.cache import cache_key as sweep_cache_key
@@ -36,8 +36,9 @@ from robustreach.fixed_points.continuation import Branches, continue_branches, p
 from robustreach.fixed_points.summaries import centre_goal
 from robustreach.fixed_points.sweep import GoalSweep, n_context_inputs, steady_state_inputs
 from robustreach.model import ReachingModel, replicate_count, select_replicate
+from robustreach.options import ContinuationOptions, validation_messages
 
-CONTINUATION_DEFAULTS: dict[str, Any] = {"line": "x", "max_step": 0.05, "max_points": 400, "n_moduli": 3}
+CONTINUATION_DEFAULTS: dict[str, Any] = ContinuationOptions().model_dump()
 """`hold_branches`' options a notebook may set: the goal line through the centre ("x": the
 grid's row, "y": its column), the largest continuation step, points kept per branch, and how
 many leading `|lambda|` the `along` table keeps."""
@@ -69,24 +70,21 @@ class HoldBranches(NamedTuple):
     bifurcation_h: np.ndarray
 
 
-def continuation_options(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The continuation parameters with defaults filled in, checked before any work; errors
-    name the key as `continuation.<key>`."""
+def continuation_options(params: Mapping[str, Any] | ContinuationOptions | None) -> dict[str, Any]:
+    """The continuation parameters with defaults filled in (`options.ContinuationOptions`),
+    checked before any work; errors name the key as `continuation.<key>`."""
+    if isinstance(params, ContinuationOptions):
+        return params.model_dump()
     params = dict(params or {})
     unknown = sorted(set(params) - set(CONTINUATION_DEFAULTS))
     if unknown:
         raise ValueError(f"continuation.{unknown[0]}: unknown key; known: {', '.join(CONTINUATION_DEFAULTS)}")
-    options = {**CONTINUATION_DEFAULTS, **params}
-    if options["line"] not in ("x", "y"):
-        raise ValueError("continuation.line: must be 'x' (the grid's row through the centre) or 'y'; "
-                         f"got {options['line']!r}")
-    if not (isinstance(options["max_step"], Real) and 0 < options["max_step"] < np.inf):
-        raise ValueError(f"continuation.max_step: must be a positive number; got {options['max_step']!r}")
-    for key, low in (("max_points", 2), ("n_moduli", 1)):
-        if not isinstance(options[key], Integral) or isinstance(options[key], bool) or options[key] < low:
-            raise ValueError(f"continuation.{key}: must be an integer >= {low}; got {options[key]!r}")
-    options["max_step"] = float(options["max_step"])
-    return options
+    try:
+        return ContinuationOptions.model_validate(params).model_dump()
+    except ValidationError as error:
+        problems = [f"continuation.{loc or '(options)'}: {message} (got {value!r})"
+                    for loc, message, value in validation_messages(error)]
+        raise ValueError("; ".join(problems)) from None
 
 
 def _single(model: ReachingModel, replicate: int) -> ReachingModel:
