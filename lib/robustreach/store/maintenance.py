@@ -73,7 +73,7 @@ def _newest_mtime(folder: Path) -> float:
 def stale_run_folders(root: Path, min_age_s: float, now: float) -> list[str]:
     """Temporary and replaced run folders under `root/runs` whose process is gone."""
     found = []
-    host = socket.gethostname()
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())  # as `batch.execute` names them
     for folder in sorted((root / "runs").glob("*/.*")):
         match = _RUN_TEMP.match(folder.name)
         if not match or not folder.is_dir() or folder.is_symlink():

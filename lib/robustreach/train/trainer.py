@@ -37,25 +37,25 @@ logger = logging.getLogger(__name__)
 
 
 DIVERGENCE_GROWTH = 100.0
-"""A validation loss above this multiple of its first value (or not finite) means divergence."""
+"""A validation loss above this multiple of the initial parameters' one (or not finite) is divergence."""
 
 
 def divergence(
-    finite: np.ndarray, validation: np.ndarray | None, first_validation: np.ndarray, batch: int
+    finite: np.ndarray, validation: np.ndarray | None, initial_validation: np.ndarray, batch: int
 ) -> dict[str, Any] | None:
     """`{"batch", "condition", "replicate", "reason"}` if training diverged at `batch`, else None.
 
     Diverged: a non-finite loss or parameters (`finite`, per condition and replicate), or a
     validation loss at `batch` (None when not computed there) that is not finite or exceeds
-    `DIVERGENCE_GROWTH` times the run's first validation loss of that replicate.
+    `DIVERGENCE_GROWTH` times the validation loss of that replicate's initial parameters.
     """
     bad = ~np.asarray(finite).astype(bool)
     reason = "non-finite loss or parameters"
     if not bad.any():
         if validation is None:
             return None
-        bad = ~(validation <= DIVERGENCE_GROWTH * first_validation)  # also catches NaN and infinities
-        reason = f"validation loss above {DIVERGENCE_GROWTH:g} times its first value"
+        bad = ~(validation <= DIVERGENCE_GROWTH * initial_validation)  # also catches NaN and infinities
+        reason = f"validation loss above {DIVERGENCE_GROWTH:g} times that of the initial parameters"
         if not bad.any():
             return None
     c, r = (int(i[0]) for i in np.nonzero(bad))
@@ -160,7 +160,6 @@ def train_conditions(
     snapshots_at = snapshot_batches(train)
     snapshot_slot = {int(b): i for i, b in enumerate(snapshots_at)}
     validate_at = set(validation_batches(train).tolist())
-    first_validated = min(validate_at)
     params = setup.params
     state = {
         "params": params,
@@ -178,6 +177,7 @@ def train_conditions(
     state["snapshots"] = jax.tree_util.tree_map(np.array, state["snapshots"])
 
     _log_provenance()
+    initial_validation = np.asarray(validate(setup.params, condition_arrays, validation_key))  # the divergence baseline
     replicate_ids = setup.replicate_ids
     diverged = None
     start = int(state["next_batch"])
@@ -204,7 +204,7 @@ def train_conditions(
                 for leaf, snapshot in zip(jax.tree_util.tree_leaves(host_params), jax.tree_util.tree_leaves(state["snapshots"])):
                     snapshot[snapshot_slot[batch]] = leaf
             state.update(params=params, opt_state=opt_state, next_batch=np.asarray(batch + 1, np.int32))
-            diverged = divergence(metrics["finite"], validation, state["history"]["validation"][first_validated], batch)
+            diverged = divergence(metrics["finite"], validation, initial_validation, batch)
             if diverged is not None:
                 logger.error("training diverged at batch %d (condition %d, replicate %d): %s; training stopped, "
                              "last finite parameters kept", batch, diverged["condition"], diverged["replicate"], diverged["reason"])
