@@ -68,17 +68,16 @@ def _newest_first(store, hp: Hyperparameters) -> list[dict[str, Any]]:
 def existing_model(store, hp: Hyperparameters, *, notes: list[str] | None = None) -> dict[str, Any] | None:
     """The newest usable model trained with exactly these hyperparameters, if any: status "ok"
     and its files present, readable and matching the record's hash. Records failing that
-    check are passed over, with the reason appended to `notes` (and logged)."""
+    check are passed over, with the reason appended to `notes` (and logged) if given."""
     for record in _newest_first(store, hp):
         if record.get("status") != "ok":
             continue
         problem = store.model_problem(record)
         if problem is None:
             return record
-        note = f"model {record['hash'][:12]} is not usable ({problem}); its parameter set is trained again"
-        logger.warning(note)
         if notes is not None:
-            notes.append(note)
+            notes.append(f"model {record['hash'][:12]} is not usable ({problem}); its parameter set is trained again")
+            logger.warning(notes[-1])
     return None
 
 
