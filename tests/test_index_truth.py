@@ -15,6 +15,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import nbformat
 import numpy as np
 import pytest
 from filelock import FileLock
@@ -195,6 +196,14 @@ def test_gc_refuses_without_model_records_and_rebuild_restores_them(tmp_path, lo
         for path in (results / "db-csv").glob("*"):
             path.unlink()
     model_files = sorted(p.name for p in (results / "models").iterdir())
+    run_hash = "9f" * 32  # an executed run as `batch.execute` leaves it
+    run_dir = results / "runs" / "echo" / run_hash[:12]
+    run_dir.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1/0", outputs=[
+        nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero", traceback=[])])])
+    nb.metadata["robustreach"] = {"run_hash": run_hash, "part": "demo", "notebook": "notebooks/echo.qmd"}
+    nbformat.write(nb, run_dir / "echo.ipynb")
+    (run_dir / "parameters.json").write_text('{"n": 1}')
 
     for mode in ("--delete", "--archive"):
         refused = invoke("db", "gc", mode, "--min-age", "0", "--results", results)
@@ -203,7 +212,10 @@ def test_gc_refuses_without_model_records_and_rebuild_restores_them(tmp_path, lo
 
     rebuilt = invoke("db", "rebuild", "--results", results)
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert "2 added" in rebuilt.stdout
+    assert "models: 2 added" in rebuilt.stdout and "runs: 1 added" in rebuilt.stdout
+    (run,) = ResultsStore(results).find("runs")
+    assert (run["hash"], run["status"], run["hyperparameters"], run["error"]["ename"]) == (run_hash, "failed", {"n": 1}, "ZeroDivisionError")
+    assert run["files"] == {"notebook": f"runs/echo/{run_hash[:12]}/echo.ipynb", "parameters": f"runs/echo/{run_hash[:12]}/parameters.json"}
     again = ResultsStore(results).find("models")
     keep = ("hash", "params_hash", "hyperparameters", "files", "status", "best")
     def by_hash(records):

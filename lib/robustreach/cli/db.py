@@ -271,17 +271,23 @@ def register(app: typer.Typer) -> None:
     @db.command("rebuild")
     @_friendly
     def rebuild(results: ResultsOption = Path("results")) -> None:
-        """Add a record for every model file under results/models/ that the index lacks.
+        """Add records for the model files and executed runs under results/ that the index lacks.
 
         Each model file's header holds its hyperparameters and record fields, and its hash is
-        the record's hash, so lost records come back as they were (evaluations, figures and
-        runs cannot be rebuilt this way: restore them with `db restore` if db-csv/ has them).
+        the record's hash, so lost records come back as they were; runs come back from their
+        notebooks' metadata and parameters.json (without durations). Evaluations and figures
+        cannot be rebuilt this way: restore them with `db restore` if db-csv/ has them.
         """
-        report = _store(results, reading=False).rebuild_models()
+        from robustreach.batch.runs import records_on_disk
+
+        store = _store(results, reading=False)
+        report = store.rebuild_models()
+        n_runs = store.rebuild_records("runs", records_on_disk(results))
         for record in report["added"]:
             typer.echo(f"added    {record['hash'][:12]}  status={record.get('status')}")
         for problem in report["skipped"]:
             typer.echo(f"skipped  {problem}", err=True)
+        typer.echo(f"runs: {n_runs} added")
         typer.echo(f"models: {len(report['added'])} added, {report['present']} already recorded, {len(report['skipped'])} unreadable")
         if report["skipped"]:
             raise typer.Exit(1)

@@ -217,6 +217,15 @@ class ModelsMixin:
                 self.insert_many(MODELS, added)
         return {"added": added, "present": present, "skipped": skipped}
 
+    def rebuild_records(self: ResultsIndex, table: str, records: list[dict[str, Any]]) -> int:
+        """Insert those of `records` (remade from files) whose hash `table` lacks; returns how many."""
+        with self._index.locked():
+            known = {r.get("hash") for r in self.find(table)} if table in self.tables() else set()
+            new = [r for r in records if r["hash"] not in known]
+            if new:
+                self.insert_many(table, new)
+        return len(new)
+
     def _model_record(self: ResultsIndex, which: Mapping[str, Any] | str) -> dict[str, Any]:
         if isinstance(which, str):
             return self.get(MODELS, which)
