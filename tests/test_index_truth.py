@@ -18,7 +18,6 @@ import jax
 import nbformat
 import numpy as np
 import pytest
-from filelock import FileLock
 from typer.testing import CliRunner
 
 from robustreach.cli.main import app
