@@ -55,14 +55,17 @@ def train(
         return
     summary = train_parameter_sets([m.hyperparameters.to_dict() for m in models], store, force=force, method=method,
                                    source=str(params))
+    for note in summary.notes:
+        typer.echo(f"note: {note}", err=True)
     for record in summary.trained:
         typer.echo(f"trained  {record['hash'][:12]}  status={record['status']}")
     for record in summary.skipped:
         typer.echo(f"skipped  {record['hash'][:12]}  (already trained; --force to retrain)")
     for failure in summary.failed:
         typer.echo(f"FAILED   {failure['error']}", err=True)
-    typer.echo(f"{len(summary.trained)} trained, {len(summary.skipped)} skipped, {len(summary.failed)} failed")
-    if summary.failed:
+    diverged = f" ({len(summary.diverged)} diverged)" if summary.diverged else ""
+    typer.echo(f"{len(summary.trained)} trained, {len(summary.skipped)} skipped, {len(summary.failed)} failed{diverged}")
+    if summary.failed:  # errors and diverged sets: the file's sets are not all trained
         raise typer.Exit(1)
 
 
