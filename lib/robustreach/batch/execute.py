@@ -39,8 +39,11 @@ KERNEL_ENV = {
     "PLOTLY_RENDERER": "plotly_mimetype+notebook_connected",
     # Silences debugpy's "frozen modules" warning in every kernel's log.
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    # Progress bars belong to interactive sessions; in a stored notebook they are noise.
+    # Progress bars belong to interactive sessions; in a stored notebook they are noise, and
+    # a widget needs a widget manager from the network. The library's own bars become text
+    # in the run's log (robustreach.progress); any other tqdm bar is off.
     "TQDM_DISABLE": "1",
+    "ROBUSTREACH_PROGRESS": "text",
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
         code = _batch(Path("params") / f"{part}.yml", results, force, jobs, executor, scheduler, partition, time, gpus)
         if code == 2:
             raise typer.Exit(code)
-        _site(results, engine, None)
+        _site(results, engine, part)  # the part's profile: the same site as `quarto render --profile PART`
         raise typer.Exit(code)
 
     site_app = typer.Typer(help="Build the results website.", no_args_is_help=True)
