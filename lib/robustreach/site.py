@@ -216,7 +216,9 @@ def page_notebook(results: str | Path, record: Mapping[str, Any], varying: Mappi
     )
     meta = {"title": str(meta.get("title") or Path(record["notebook"]).stem), **meta}
     meta["subtitle"] = _run_line(record)
+    # fixed cell ids: the same run gives the same page notebook, byte for byte (`_page_key`)
     header = nbformat.v4.new_raw_cell(f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---")
+    header.id = "robustreach-front-matter"
     if has_front:
         nb.cells[0] = header
     else:
@@ -224,7 +226,9 @@ def page_notebook(results: str | Path, record: Mapping[str, Any], varying: Mappi
     about = [f"Parameters that vary among this notebook's runs: {_params_text(varying)}" if varying else None]
     about.append(_error_line(record))
     if any(about):
-        nb.cells.insert(1, nbformat.v4.new_markdown_cell("\n\n".join(f"**{line}**" for line in about if line)))
+        cell = nbformat.v4.new_markdown_cell("\n\n".join(f"**{line}**" for line in about if line))
+        cell.id = "robustreach-run"
+        nb.cells.insert(1, cell)
     return nb
 
 
