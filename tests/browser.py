@@ -57,6 +57,11 @@ class SiteServer:
         return self.base + Path(page).relative_to(self.root).as_posix()
 
 
+# Plotly figures in a page, and those Plotly drew (an svg.main-svg inside the figure's div).
+FIGURES = "document.querySelectorAll('.plotly-graph-div').length"
+DRAWN = "[...document.querySelectorAll('.plotly-graph-div')].filter(d => d.querySelector('.main-svg')).length"
+
+
 class DevTools:
     """Headless Chromium driven over the DevTools protocol (`--remote-debugging-pipe`), with
     every request of the page intercepted: those under `allowed` go on, all others are
@@ -163,9 +168,7 @@ class DevTools:
         while not any(e.get("method") == "Page.loadEventFired" for e in self._events):
             self._handle(self._read(max(deadline - time.monotonic(), 0.1)))
         deadline = time.monotonic() + settle_s
-        count = "document.querySelectorAll('.plotly-graph-div').length"
-        drawn = "document.querySelectorAll('.plotly-graph-div .main-svg').length / 2"
-        while self.evaluate(f"{drawn} < {count}") and time.monotonic() < deadline:
+        while self.evaluate(f"{DRAWN} < {FIGURES}") and time.monotonic() < deadline:
             try:
                 self._handle(self._read(0.25))
             except TimeoutError:
@@ -192,8 +195,8 @@ def check_site_offline(site: Path, pages: list[Path], profile: Path, shots: Path
             shot = shots / f"{prefix}-{name}.png"
             browser.screenshot(shot)
             found[page] = {
-                "figures": browser.evaluate("document.querySelectorAll('.plotly-graph-div').length"),
-                "drawn": browser.evaluate("document.querySelectorAll('.plotly-graph-div .main-svg').length") // 2,
+                "figures": browser.evaluate(FIGURES),
+                "drawn": browser.evaluate(DRAWN),
                 "unable": "Unable to display output" in browser.evaluate("document.body.innerText"),
                 "shot": shot,
             }

@@ -251,11 +251,11 @@ def test_batch_kernels_write_progress_bars_as_text_to_the_log(tmp_path):
 
 
 def test_progress_bar_modes(monkeypatch):
-    from robustreach.progress import progress_bar
+    from robustreach.progress import TextBar, progress_bar
 
     monkeypatch.setenv("ROBUSTREACH_PROGRESS", "text")
     bar = progress_bar(range(3), file=io.StringIO())
-    assert type(bar).__module__ == "tqdm.std" and not bar.disable
+    assert isinstance(bar, TextBar) and not bar.disable
     assert list(bar) == [0, 1, 2] and "3/3" in bar.fp.getvalue()
     monkeypatch.setenv("ROBUSTREACH_PROGRESS", "off")
     assert progress_bar(range(3)).disable

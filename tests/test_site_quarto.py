@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from batch_helpers import REPO, batch, make_project
-from browser import check_site_offline, needs_chromium
-from robustreach.site import STATE, build_nbconvert_site, build_site, current_runs, page_path
+from browser import needs_chromium
+from robustreach.site import STATE, build_nbconvert_site, build_site, page_path
+from site_helpers import assert_offline, expected_pages, html_pages
 from robustreach.store import ResultsStore
 
 QUARTO = shutil.which("quarto")
@@ -55,15 +56,6 @@ def quarto_render(project: Path, *args: str, env: dict | None = None) -> subproc
     )
     print(done.stdout[-3000:], done.stderr[-3000:])
     return done
-
-
-def html_pages(site: Path) -> set[str]:
-    """The run pages of a site, as `runs/<stem>/<hash>/<stem>` (either engine's layout)."""
-    return {p.relative_to(site).as_posix().split("pages/", 1)[-1][: -len(".html")] for p in site.rglob("runs/**/*.html")}
-
-
-def expected_pages(results: Path) -> set[str]:
-    return {page_path(r) for r in current_runs(ResultsStore(results).find("runs"))}
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +97,8 @@ def test_render_leaves_the_checkout_clean(rendered):
 def test_quarto_site_needs_no_network(rendered, tmp_path):
     project, _ = rendered
     site = project / "results/site"
-    pages = sorted(site.rglob("*.html"))
-    check_both_engines_offline(site, pages, tmp_path, "quarto")
+    checked = assert_offline(site, tmp_path, "quarto")
+    assert sum(seen["figures"] for seen in checked["pages"].values()) == 3  # one per figure run
 
 
 @needs_chromium
@@ -117,21 +109,8 @@ def test_nbconvert_site_needs_no_network(rendered, tmp_path, monkeypatch):
     site = build_nbconvert_site(scratch / "results", project=project, profile="demo")
     assert html_pages(site) == expected_pages(project / "results")
     assert TITLE in (site / "index.html").read_text()
-    check_both_engines_offline(site, sorted(site.rglob("*.html")), tmp_path, "nbconvert")
-
-
-def check_both_engines_offline(site: Path, pages: list[Path], tmp_path: Path, prefix: str) -> None:
-    shots = Path(os.environ.get("ROBUSTREACH_SCREENSHOT_DIR", tmp_path / "shots"))
-    checked = check_site_offline(site, pages, tmp_path / "chromium", shots, prefix)
-    assert checked["blocked"] == [], checked["blocked"]
-    assert any(url.endswith("plotly.min.js") for url in checked["requested"])
-    figures = 0
-    for page, seen in checked["pages"].items():
-        assert not seen["unable"], page
-        assert seen["drawn"] == seen["figures"], (page, seen)
-        assert seen["shot"].stat().st_size > 10_000
-        figures += seen["figures"]
-    assert figures == 3  # one per figure run
+    checked = assert_offline(site, tmp_path, "nbconvert")
+    assert sum(seen["figures"] for seen in checked["pages"].values()) == 3
 
 
 def test_superseded_runs_are_pages_of_neither_engine(rendered, tmp_path):

@@ -514,8 +514,9 @@ def write_listing(results: str | Path = "results", project: str | Path = ".") ->
                 "duration": record.get("duration_s"),
             }
         )
-    path = results / LISTING
-    atomic_write(path, yaml.safe_dump(items, sort_keys=False, allow_unicode=True))
+    path, text = results / LISTING, yaml.safe_dump(items, sort_keys=False, allow_unicode=True)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:  # unchanged: `quarto preview` sees no edit
+        atomic_write(path, text)
     return path
 
 
