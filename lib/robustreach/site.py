@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from hashlib import sha256
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import nbformat
@@ -52,7 +52,7 @@ from robustreach.batch.execute import replace_directory
 from robustreach.hashing import params_hash, short_hash
 from robustreach.qmd import chunk_options, front_matter
 from robustreach.store import ResultsStore
-from robustreach.store.figures import plotly_js_asset
+from robustreach.store.figures import PLOTLY_JS, plotly_js_asset
 from robustreach.store.files import atomic_write
 from robustreach.store.query import flatten_record, varying_fields
 
@@ -91,6 +91,7 @@ _CDN_IMPORT = re.compile(
 _CDN_URL = re.compile(rf"{_CDN}(?:\.js)?")
 _DRAWS_FIGURE = re.compile(r"Plotly\.newPlot|plotly-graph-div")
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+_LOCAL_PLOTLY = re.compile(r"""<script\b[^>]*\bsrc=["'](?![a-z]+:|//)[^"']*plotly\.min\.js["']""", re.IGNORECASE)
 
 
 class SiteError(RuntimeError):
@@ -108,6 +109,8 @@ def localize_plotly(page: str, plotly_src: str) -> str:
         return page
     page = _CDN_IMPORT.sub("", _CDN_SCRIPT.sub("", page))
     page = _CDN_URL.sub(plotly_src.removesuffix(".js"), page)  # e.g. a require.js path config
+    if _LOCAL_PLOTLY.search(page):  # a page notebook's own header loads it (Quarto pages)
+        return page
     tag = f'<script src="{html.escape(plotly_src)}" charset="utf-8"></script>'
     if tag in page:  # localized before
         return page
@@ -205,17 +208,35 @@ def _without_widgets(nb: Any) -> Any:
     return nb
 
 
+def _without_cdn_plotly(nb: Any) -> bool:
+    """Remove the loading of plotly.js from a CDN from the notebook's HTML outputs (the page
+    loads the site's own copy); returns whether any output draws a Plotly figure."""
+    draws = False
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "text/html" in data:
+                text = "".join(data["text/html"]) if isinstance(data["text/html"], list) else data["text/html"]
+                draws = draws or bool(_DRAWS_FIGURE.search(text))
+                data["text/html"] = _CDN_IMPORT.sub("", _CDN_SCRIPT.sub("", text))
+    return draws
+
+
 def page_notebook(results: str | Path, record: Mapping[str, Any], varying: Mapping[str, Any]) -> Any:
     """The notebook a run's page is made from, for both engines: the executed notebook,
     with front matter saying which run it is, its status, the parameters that vary among
     the runs of its notebook (`varying`) and its error, and without widget outputs."""
     nb = _without_widgets(nbformat.read(Path(results) / record["files"]["notebook"], as_version=4))
+    draws = _without_cdn_plotly(nb)
     meta = front_matter(nb)
     has_front = bool(meta) or bool(
         nb.cells and nb.cells[0].cell_type == "raw" and nb.cells[0].source.startswith("---")
     )
     meta = {"title": str(meta.get("title") or Path(record["notebook"]).stem), **meta}
     meta["subtitle"] = _run_line(record)
+    if draws:  # Quarto puts this in the page's <head>: figures draw even without the post-render step
+        src = os.path.relpath(f"{ASSETS}/{PLOTLY_JS}", PurePosixPath(page_path(record)).parent)
+        meta["include-in-header"] = {"text": f'<script src="{Path(src).as_posix()}" charset="utf-8"></script>'}
     # fixed cell ids: the same run gives the same page notebook, byte for byte (`_page_key`)
     header = nbformat.v4.new_raw_cell(f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---")
     header.id = "robustreach-front-matter"
@@ -304,6 +325,7 @@ def sync_pages(results: str | Path = "results") -> list[Path]:
     remove those of runs no longer current; returns the page notebooks written (changed)."""
     results = Path(results)
     folder = results / PAGES
+    plotly_js_asset(folder / ASSETS)  # copied into the site by Quarto (`resources` in _quarto.yml)
     wanted, changed = set(), []
     for record, _, nb in site_pages(results):
         path = folder / f"{page_path(record)}.ipynb"
