@@ -40,6 +40,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path, PurePosixPath
@@ -57,6 +58,7 @@ from robustreach.store.files import atomic_write
 from robustreach.store.query import flatten_record, varying_fields
 
 __all__ = [
+    "Page",
     "SiteError",
     "build_nbconvert_site",
     "build_quarto_site",
@@ -81,6 +83,7 @@ LISTING = "listing/runs.yml"
 PAGES = "pages"  # results/pages/: the page notebooks Quarto renders (current runs only)
 PAGES_IN_SITE = f"results/{PAGES}"  # where Quarto puts their HTML in the site
 STATE = ".pages.json"  # in the site: what each page was built from
+KEYS = ".keys.json"  # in results/pages/: what each page notebook was made from
 PAGE_FORMAT = 2  # bump when what a page shows changes, to rebuild every page
 
 _CDN = r"https://cdn\.plot\.ly/plotly-[\w.\-]*?\.min"
@@ -237,7 +240,7 @@ def page_notebook(results: str | Path, record: Mapping[str, Any], varying: Mappi
     if draws:  # Quarto puts this in the page's <head>: figures draw even without the post-render step
         src = os.path.relpath(f"{ASSETS}/{PLOTLY_JS}", PurePosixPath(page_path(record)).parent)
         meta["include-in-header"] = {"text": f'<script src="{Path(src).as_posix()}" charset="utf-8"></script>'}
-    # fixed cell ids: the same run gives the same page notebook, byte for byte (`_page_key`)
+    # fixed cell ids: the same run gives the same page notebook, byte for byte
     header = nbformat.v4.new_raw_cell(f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---")
     header.id = "robustreach-front-matter"
     if has_front:
@@ -300,9 +303,32 @@ def current_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [record for key, record in zip(keys, runs) if newest[key] is record]
 
 
-def site_pages(results: str | Path) -> list[tuple[dict[str, Any], dict[str, Any], Any]]:
-    """(record, varying parameters, page notebook) of every current run whose executed notebook exists, ordered
-    by notebook then run."""
+@dataclass(frozen=True)
+class Page:
+    """A page of the site: a current run, the parameters that vary among its notebook's runs,
+    its title, and `key`, a hash of everything the page shows (its executed notebook's bytes,
+    the header, the page format), so that an unchanged page is not rebuilt."""
+
+    record: dict[str, Any]
+    varying: dict[str, Any]
+    title: str
+    key: str
+
+    @property
+    def path(self) -> str:
+        return page_path(self.record)
+
+
+def _title(data: bytes, notebook: str) -> str:
+    """A notebook's title from its front matter (read without nbformat's validation: fast)."""
+    cells = json.loads(data).get("cells", [])
+    raw = "".join(cells[0].get("source", "")) if cells and cells[0].get("cell_type") == "raw" else ""
+    meta = front_matter(nbformat.from_dict({"cells": [{"cell_type": "raw", "source": raw, "metadata": {}}]}))
+    return str(meta.get("title") or Path(notebook).stem)
+
+
+def site_pages(results: str | Path) -> list[Page]:
+    """The pages: every current run whose executed notebook exists, by notebook then run."""
     results = Path(results)
     runs = current_runs(ResultsStore(results).find("runs"))
     pages = []
@@ -310,35 +336,48 @@ def site_pages(results: str | Path) -> list[tuple[dict[str, Any], dict[str, Any]
         records = [r for r in runs if r["notebook"] == notebook]
         varying = _varying_by_record(records)
         for record in records:
-            if (results / record["files"]["notebook"]).is_file():
-                pages.append((record, varying[record["hash"]], page_notebook(results, record, varying[record["hash"]])))
+            source = results / record["files"]["notebook"]
+            if not source.is_file():
+                continue
+            data = source.read_bytes()
+            header = {"format": PAGE_FORMAT, "page": page_path(record), "run": _run_line(record),
+                      "varying": _params_text(varying[record["hash"]]), "error": _error_line(record)}  # fmt: skip
+            key = sha256(json.dumps(header, sort_keys=True).encode() + b"\0" + data).hexdigest()
+            pages.append(Page(record, varying[record["hash"]], _title(data, notebook), key))
     return pages
 
 
-def _page_key(nb: Any) -> str:
-    """What a page is built from: the page notebook and the page format."""
-    return sha256(f"{PAGE_FORMAT}\n{nbformat.writes(nb)}".encode()).hexdigest()
+def _read_keys(path: Path) -> dict[str, str]:
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return keys if isinstance(keys, dict) else {}
 
 
 def sync_pages(results: str | Path = "results") -> list[Path]:
     """Write the page notebooks Quarto renders to `results/pages/` (current runs only) and
-    remove those of runs no longer current; returns the page notebooks written (changed)."""
+    remove those of runs no longer current; returns the page notebooks written or removed.
+
+    `results/pages/.keys.json` holds each page notebook's key: unchanged pages are not
+    written again (nor is their executed notebook parsed)."""
     results = Path(results)
     folder = results / PAGES
     plotly_js_asset(folder / ASSETS)  # copied into the site by Quarto (`resources` in _quarto.yml)
-    wanted, changed = set(), []
-    for record, _, nb in site_pages(results):
-        path = folder / f"{page_path(record)}.ipynb"
-        wanted.add(path)
-        text = nbformat.writes(nb)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            atomic_write(path, text)
+    old, keys, changed = _read_keys(folder / KEYS), {}, []
+    for page in site_pages(results):
+        path = folder / f"{page.path}.ipynb"
+        keys[page.path] = page.key
+        if old.get(page.path) != page.key or not path.is_file():
+            atomic_write(path, nbformat.writes(page_notebook(results, page.record, page.varying)))
             changed.append(path)
     for path in sorted(folder.rglob("*.ipynb")) if folder.is_dir() else []:
-        if path not in wanted:
+        if path.relative_to(folder).with_suffix("").as_posix() not in keys:
             path.unlink()
             changed.append(path)
     _remove_empty_dirs(folder)
+    if keys != old:
+        atomic_write(folder / KEYS, json.dumps(keys, indent=1, sort_keys=True) + "\n")
     return changed
 
 
@@ -483,16 +522,17 @@ def build_nbconvert_site(
         pages: dict[str, str] = {}
         keys: dict[str, str] = {}
         built: list[str] = []
-        for record, _, nb in site_pages(results):
-            relative = f"{page_path(record)}.html"
-            page, old, key = tmp / relative, final / relative, _page_key(nb)
+        for site_page in site_pages(results):
+            record, relative = site_page.record, f"{site_page.path}.html"
+            page, old = tmp / relative, final / relative
             page.parent.mkdir(parents=True, exist_ok=True)
-            if old_keys.get(relative) == key and old.is_file():
+            if old_keys.get(relative) == site_page.key and old.is_file():
                 _link_or_copy(old, page)
             else:
+                nb = page_notebook(results, record, site_page.varying)
                 atomic_write(page, _notebook_page(exporter, nb, _relative(asset, page)))
                 built.append(relative)
-            pages[record["hash"]], keys[relative] = relative, key
+            pages[record["hash"]], keys[relative] = relative, site_page.key
         title = _site_title(Path(project), profile)
         atomic_write(tmp / "index.html", offline_page(_index_page(runs, models, pages, title=title)))
         state = {"engine": "nbconvert", "format": PAGE_FORMAT, "title": title, "pages": keys, "built": built}
@@ -523,15 +563,16 @@ def write_listing(results: str | Path = "results", project: str | Path = ".") ->
     store = ResultsStore(results)
     store.export()
     items = []
-    for record, varying, nb in site_pages(results):
+    for page in site_pages(results):
+        record = page.record
         items.append(
             {
-                "title": f"{front_matter(nb)['title']} ({short_hash(record['hash'])})",
-                "path": "/" + (results / PAGES / f"{page_path(record)}.ipynb").relative_to(project).as_posix(),
+                "title": f"{page.title} ({short_hash(record['hash'])})",
+                "path": "/" + (results / PAGES / f"{page.path}.ipynb").relative_to(project).as_posix(),
                 "part": record.get("part", ""),
                 "notebook": record["notebook"],
                 "status": record.get("status"),
-                "params": _params_text(varying),
+                "params": _params_text(page.varying),
                 "error": _error_line(record) or "",
                 "duration": record.get("duration_s"),
             }
@@ -566,14 +607,9 @@ def _config_key(project: Path, profile: str | None) -> str:
 
 
 def _page_keys(results: Path) -> dict[str, str]:
-    """Site-relative HTML page -> key, for the page notebooks under `results/pages/`."""
-    folder = results / PAGES
-    return {
-        path.relative_to(folder).with_suffix(".html").as_posix(): sha256(
-            f"{PAGE_FORMAT}\n{path.read_text(encoding='utf-8')}".encode()
-        ).hexdigest()
-        for path in sorted(folder.rglob("*.ipynb"))
-    } if folder.is_dir() else {}
+    """Site-relative HTML page -> key, for the page notebooks under `results/pages/` (as
+    `sync_pages` last wrote them)."""
+    return {f"{page}.html": key for page, key in _read_keys(results / PAGES / KEYS).items()}
 
 
 def quarto_step(argv: list[str]) -> int:

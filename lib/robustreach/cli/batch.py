@@ -152,9 +152,11 @@ def register(app: typer.Typer) -> None:
 
     @site_app.command("listing")
     def site_listing(results: Results = Path("results")) -> None:
-        """Export the index as YAML (db-yaml/ and listing/runs.yml) for Quarto listing pages."""
-        from robustreach.site import write_listing
+        """Write the page notebooks (pages/) and the listing (listing/runs.yml) Quarto renders,
+        and export the index as YAML (db-yaml/). Quarto's pre-render step does this too."""
+        from robustreach.site import sync_pages, write_listing
 
+        sync_pages(results)
         typer.echo(f"listing: {write_listing(results, Path.cwd())}")
 
     @site_app.command("offline")
@@ -163,7 +165,7 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Argument(help="Rendered site (default: $QUARTO_PROJECT_OUTPUT_DIR, else results/site).")
         ] = None,
     ) -> None:
-        """Make rendered pages load plotly.js from the site itself (Quarto post-render step)."""
+        """Make rendered pages load their scripts (plotly.js) from the site itself, nothing from elsewhere."""
         from robustreach.site import localize_site
 
         directory = directory or Path(os.environ.get("QUARTO_PROJECT_OUTPUT_DIR", "results/site"))
