@@ -45,20 +45,26 @@ KERNEL_ENV = {
     "PLOTLY_RENDERER": "plotly_mimetype+notebook_connected",
     # Silences debugpy's "frozen modules" warning in every kernel's log.
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    # Progress bars belong to interactive sessions; in a stored notebook they are noise.
+    # Progress bars belong to interactive sessions; in a stored notebook they are noise, and
+    # a widget needs a widget manager from the network. The library's own bars become text
+    # in the run's log (robustreach.progress); any other tqdm bar is off.
     "TQDM_DISABLE": "1",
+    "ROBUSTREACH_PROGRESS": "text",
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @contextmanager
-def kernel_environment(results: str | Path) -> Iterator[None]:
-    """Set the kernels' environment (`KERNEL_ENV`, `ROBUSTREACH_RESULTS`), restored on exit.
+def kernel_environment(results: str | Path, log: str | Path | None = None) -> Iterator[None]:
+    """Set the kernels' environment (`KERNEL_ENV`, `ROBUSTREACH_RESULTS`, and the run's `log`
+    for progress bars: `ROBUSTREACH_PROGRESS_FILE`), restored on exit.
 
     Kernels inherit this process's environment when they start, so it is set around the
     papermill call only.
     """
     values = {**KERNEL_ENV, "ROBUSTREACH_RESULTS": str(Path(results).resolve())}
+    if log is not None:
+        values["ROBUSTREACH_PROGRESS_FILE"] = str(Path(log).resolve())
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -232,7 +238,8 @@ def _execute_into(spec: RunSpec, directory: Path) -> dict[str, Any] | None:
     output = directory / names["notebook"]
     (directory / names["parameters"]).write_text(json.dumps(spec.parameters, indent=2, sort_keys=True, allow_nan=False) + "\n")
     error = None
-    with open(directory / names["log"], "a", encoding="utf-8") as log, kernel_environment(spec.results):
+    log_path = directory / names["log"]
+    with open(log_path, "a", encoding="utf-8") as log, kernel_environment(spec.results, log_path):
         log.write(f"# robustreach run {spec.hash[:12]}: {spec.notebook}\n")
         log.flush()
         for attempt in (1, 2):

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from robustreach.batch.execute import ensure_kernel
 from robustreach.batch.executors import ExecutorName, SlurmOptions, run_specs
+from robustreach.batch.progress import watch_runs
 from robustreach.batch.runs import RunSpec, plan_runs
 from robustreach.experiment import check_notebook_parameters
 from robustreach.paramfiles import load_paramfile
@@ -126,11 +127,12 @@ def run_batch(
             if not todo:
                 continue
             ensure_kernel(kernel_name)
-            for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
-                record = store.upsert(TABLE, _record(spec, result), key="hash")
-                (summary.ok if record["status"] == "ok" else summary.failed).append(record)
-                bar.set_postfix(failed=len(summary.failed), refresh=False)
-                bar.update()
+            with watch_runs(bar, todo):  # each running run's own progress (training) after the bar
+                for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
+                    record = store.upsert(TABLE, _record(spec, result), key="hash")
+                    (summary.ok if record["status"] == "ok" else summary.failed).append(record)
+                    bar.set_description(f"{pf.path.stem} runs ({len(summary.failed)} failed)", refresh=False)
+                    bar.update()
         bar.total = bar.n  # the estimate counted index-reading runs that proved up to date
     finally:
         bar.close()

@@ -173,7 +173,7 @@ def register(app: typer.Typer) -> None:
         code = _batch(Path("params") / f"{part}.yml", results, force, jobs, executor, scheduler, partition, time, gpus)
         if code == 2:
             raise typer.Exit(code)
-        _site(results, engine, None)
+        _site(results, engine, part)  # the part's profile: the same site as `quarto render --profile PART`
         raise typer.Exit(code)
 
     site_app = typer.Typer(help="Build the results website.", no_args_is_help=True)
@@ -192,9 +192,11 @@ def register(app: typer.Typer) -> None:
 
     @site_app.command("listing")
     def site_listing(results: Results = Path("results")) -> None:
-        """Export the index as YAML (db-yaml/ and listing/runs.yml) for Quarto listing pages."""
-        from robustreach.site import write_listing
+        """Write the page notebooks (pages/) and the listing (listing/runs.yml) Quarto renders,
+        and export the index as YAML (db-yaml/). Quarto's pre-render step does this too."""
+        from robustreach.site import sync_pages, write_listing
 
+        sync_pages(results)
         typer.echo(f"listing: {write_listing(results, Path.cwd())}")
 
     @site_app.command("offline")
@@ -203,7 +205,7 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Argument(help="Rendered site (default: $QUARTO_PROJECT_OUTPUT_DIR, else results/site).")
         ] = None,
     ) -> None:
-        """Make rendered pages load plotly.js from the site itself (Quarto post-render step)."""
+        """Make rendered pages load their scripts (plotly.js) from the site itself, nothing from elsewhere."""
         from robustreach.site import localize_site
 
         directory = directory or Path(os.environ.get("QUARTO_PROJECT_OUTPUT_DIR", "results/site"))

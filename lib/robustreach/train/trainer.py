@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
-from tqdm.auto import tqdm
+from robustreach.progress import progress_bar
 
 from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.model import ReachingModel, build_ensemble
@@ -181,7 +181,7 @@ def train_conditions(
     replicate_ids = setup.replicate_ids
     diverged = None
     start = int(state["next_batch"])
-    bar = tqdm(range(start, train.n_batches), desc="training", initial=start, total=train.n_batches, disable=not progress)
+    bar = progress_bar(range(start, train.n_batches), desc="training", initial=start, total=train.n_batches, disable=not progress)
     batch = start - 1
     try:
         for batch in bar:
