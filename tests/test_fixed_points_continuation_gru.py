@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from robustreach.config import load_hyperparameters
 from robustreach.experiment import part_defaults
+from robustreach.options import SECTIONS
 from robustreach.fixed_points import CellStep, find_fixed_points, verify_float64
 from robustreach.fixed_points import hold_branches as hb
 from robustreach.fixed_points.continuation import continue_branches, points_at
@@ -65,7 +66,7 @@ def test_gru_branches_agree_with_solving_at_each_sampled_input():
 def reaching():
     """An untrained 8-unit reaching ensemble (2 replicates, one context input) and a small sweep."""
     defaults = part_defaults("part2")
-    sections = {k: v for k, v in defaults.items() if k != "conditions"}
+    sections = {k: v for k, v in defaults.items() if k in SECTIONS}
     sections["controller"] = {**sections["controller"], "hidden_size": 8}
     sections["train"] = {**sections["train"], "n_replicates": 2}
     hp = load_hyperparameters(sections)

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from robustreach.cli.main import app
 from robustreach.config import load_hyperparameters
 from robustreach.hashing import params_hash
+from robustreach.paramfiles import file_models, load_paramfile
 from robustreach.store import ResultsStore
 from robustreach.store.training import checkpoint_file, training_lock
 from robustreach.train import runner as train_runner
@@ -229,8 +230,8 @@ def test_gc_refuses_without_model_records_and_rebuild_restores_them(tmp_path, lo
 # 5. One process trains a set at a time --------------------------------------------------------------
 def test_two_concurrent_trainings_of_one_set_train_it_once(tmp_path, paramfile):
     params, results = paramfile(stds="[0.5]"), tmp_path / "results"
-    (only,) = train_runner.hyperparameters_of({**SECTIONS, "conditions": {"perturbation": {"std": [0.5]}}})
-    lock = training_lock(results, params_hash(only.to_dict()))
+    (only,) = file_models(load_paramfile(params))  # what `robustreach train` will train
+    lock = training_lock(results, params_hash(only.hyperparameters.to_dict()))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib"), "JAX_PLATFORMS": "cpu"}
     command = [sys.executable, "-m", "robustreach", "train", str(params), "--results", str(results)]
     lock.acquire()  # as if a third process were training it: both must wait, then one trains
