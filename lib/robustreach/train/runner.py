@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustreach.compile_cache import enable_compile_cache
 from robustreach.config import ConfigError, Hyperparameters
 from robustreach.hashing import params_hash, short_hash
 from robustreach.train.conditions import group_conditions
@@ -67,7 +68,10 @@ def train_parameter_sets(
     progress: bool = True,
     source: str = "",
 ) -> TrainingSummary:
-    """Train every set (validated first), skipping those already in the index unless `force`."""
+    """Train every set (validated first), skipping those already in the index unless `force`.
+
+    Compiled steps go to (and come from) the compilation cache of the store's results folder.
+    """
     hps = [
         hp
         for i, parameter_set in enumerate(parameter_sets)
@@ -77,6 +81,7 @@ def train_parameter_sets(
     for hp in hps:
         unique.setdefault(params_hash(hp.to_dict()), hp)
     summary = TrainingSummary()
+    enable_compile_cache(store.root)
     to_train = []
     for hp in unique.values():
         record = None if force else existing_model(store, hp)
