@@ -18,6 +18,20 @@ again); per run, the time that the warm cache saves, over the cold time, is the 
 run spent compiling (loading an entry costs a little, so that share is a lower bound).
 
     python benchmarks/batch.py [--params FILE] [--repeats N] [--compile-cache]
+
+With `--incremental PROJECT`, measures instead what a second `robustreach run demo` costs
+when little or nothing changed, in PROJECT (a copy of the project; the demo is run there
+first if its results are missing), each command run as users run it, in a subprocess:
+
+- no-op rerun: `robustreach run demo` again (every run skipped, every page up to date),
+  split into the batch (`robustreach batch params/demo.yml`) and the site
+  (`robustreach site build`); with the nbconvert engine, and with Quarto when on the PATH;
+- one changed parameter: the figures page's `limit` changed, which reruns that notebook
+  only, and rebuilds its page only.
+
+Prints a table and writes `benchmarks/batch_incremental.json`.
+
+    python benchmarks/batch.py --incremental /tmp/demo-project
 """
 
 from __future__ import annotations
@@ -27,7 +41,9 @@ import ast
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,7 +138,12 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=1, help="executions of each run")
     parser.add_argument("--compile-cache", action="store_true", help="cold vs warm compilation cache, side by side")
+    parser.add_argument(
+        "--incremental", type=Path, default=None, metavar="PROJECT", help="measure reruns of the demo in PROJECT"
+    )
     args = parser.parse_args()
+    if args.incremental is not None:
+        return incremental(args.incremental.resolve())
     params = args.params or (DEMO if DEMO.exists() else FIXTURE)
     pf = load_paramfile(params, root=ROOT)
     ensure_kernel()
@@ -178,6 +199,92 @@ def main() -> None:
         + "\n"
     )
     print(f"wrote {out}")
+
+
+PROJECT_FILES = ("notebooks", "params", "_quarto.yml", "_quarto-demo.yml", "index.qmd", ".gitignore",
+                 "lib/robustreach/site_assets/quarto_step.py")  # fmt: skip
+
+
+def timed(command: list[str], project: Path) -> tuple[float, str]:
+    """Run a `robustreach` command in `project`; its wall time and output."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "robustreach", *command], cwd=project, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"robustreach {' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return wall, done.stdout
+
+
+def built_pages(project: Path) -> int | None:
+    state = project / "results/site/.pages.json"
+    built = json.loads(state.read_text()).get("built") if state.is_file() else None
+    return None if built is None else len(built)
+
+
+def incremental(project: Path) -> None:
+    """Second runs of the demo: nothing changed, or one analysis parameter."""
+    if not (project / "results/index.json").is_file():
+        for name in PROJECT_FILES:
+            target = project / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, target, **({"dirs_exist_ok": True} if (ROOT / name).is_dir() else {}))
+        print(f"running the demo in {project} first (minutes)", flush=True)
+        timed(["run", "demo", "--engine", "nbconvert"], project)
+    engines = ["nbconvert"] + (["quarto"] if shutil.which("quarto") else [])
+    rows = []
+    for engine in engines:
+        timed(["site", "build", "--engine", engine, "--profile", "demo"], project)  # this engine's site, up to date
+        wall, _ = timed(["run", "demo", "--engine", engine], project)
+        rows.append({"case": "no-op rerun", "engine": engine, "step": "robustreach run demo", "wall_s": wall,
+                     "pages_built": built_pages(project) if engine == "nbconvert" else 0})  # fmt: skip
+        wall, _ = timed(["batch", "params/demo.yml"], project)
+        rows.append({"case": "no-op rerun", "engine": engine, "step": "  batch only", "wall_s": wall, "pages_built": None})
+        wall, out = timed(["site", "build", "--engine", engine, "--profile", "demo"], project)
+        rows.append({"case": "no-op rerun", "engine": engine, "step": "  site only", "wall_s": wall,
+                     "pages_built": built_pages(project) if engine == "nbconvert" else 0})  # fmt: skip
+    # One changed parameter: the figures page shows fewer figures per type.
+    import yaml
+
+    from robustreach.store import ResultsStore
+
+    figures_runs = ResultsStore(project / "results").find("runs", where={"notebook": "notebooks/figures.qmd"})
+    used = {r["hyperparameters"].get("limit") for r in figures_runs}
+    limit = next(n for n in range(3, 1000) if n not in used)  # a value never run: a real change
+    changed = yaml.safe_load((project / "params/demo.yml").read_text())
+    changed.setdefault("base", {})["limit"] = limit
+    (project / "params/demo-limit.yml").write_text(yaml.safe_dump(changed))
+    timed(["site", "build", "--engine", "nbconvert", "--profile", "demo"], project)
+    wall_batch, out = timed(["batch", "params/demo-limit.yml"], project)
+    wall_site, _ = timed(["site", "build", "--engine", "nbconvert", "--profile", "demo"], project)
+    rows.append({"case": f"limit: 6 -> {limit}", "engine": "nbconvert", "step": "  batch (" + out.strip().splitlines()[-1].split(": ", 1)[-1] + ")",
+                 "wall_s": wall_batch, "pages_built": None})  # fmt: skip
+    rows.append({"case": f"limit: 6 -> {limit}", "engine": "nbconvert", "step": "  site", "wall_s": wall_site,
+                 "pages_built": built_pages(project)})  # fmt: skip
+    (project / "params/demo-limit.yml").unlink()
+
+    header = f"{'case':<16} {'engine':<10} {'step':<52} {'wall s':>7} {'pages built':>11}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        built = "" if r["pages_built"] is None else str(r["pages_built"])
+        print(f"{r['case']:<16} {r['engine']:<10} {r['step']:<52} {r['wall_s']:>7.1f} {built:>11}")
+    out_path = Path(__file__).with_name("batch_incremental.json")
+    out_path.write_text(
+        json.dumps(
+            {
+                "benchmark": "batch --incremental",
+                "robustreach": __version__,
+                "python": sys.version.split()[0],
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "load_average": os.getloadavg()[0],
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":

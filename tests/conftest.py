@@ -1,5 +1,11 @@
 """Shared test helpers: small hyperparameters and models (sizes kept tiny for the CPU)."""
 
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import equinox as eqx
 import jax.numpy as jnp
 import pytest
@@ -32,3 +38,26 @@ def silent_controller(model: ReachingModel, bias=(0.0, 0.0)) -> ReachingModel:
 @pytest.fixture
 def hp_small():
     return small_hyperparameters()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a clone holds that the demo and its site need (results/ is made by the run).
+DEMO_FILES = ("notebooks", "params", "_quarto.yml", "_quarto-demo.yml", "index.qmd", ".gitignore",
+              "lib/robustreach/site_assets/quarto_step.py")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory):
+    """A copy of the project after the README's `robustreach run demo` (nbconvert site), run
+    once for every test module that needs the demo's results (it trains the demo models)."""
+    project = tmp_path_factory.mktemp("demo") / "project"
+    for name in DEMO_FILES:
+        source, target = ROOT / name, project / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    command = [sys.executable, "-m", "robustreach", "run", "demo", "--engine", "nbconvert"]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=1800)
+    print(f"robustreach run demo: {time.perf_counter() - start:.0f} s\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return project

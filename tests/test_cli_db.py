@@ -73,7 +73,9 @@ def test_ls_formats(results):
     assert len(rows) == 5 and "hyperparameters.train.n_batches" in rows[0]
 
     none = invoke("db", "ls", "models", "-w", "perturbation.sd=0.5", "--results", results)
-    assert none.exit_code == 0 and "perturbation.sd" in none.stderr
+    # nothing matched is an error (as for `figures get`), naming the misspelt key and a known one
+    assert none.exit_code == 1 and "perturbation.sd" in none.stderr
+    assert "did you mean perturbation.std" in none.stderr
 
 
 def test_show(results):

@@ -7,8 +7,6 @@ page, whose content then changes). Takes a few minutes: it trains the demo model
 """
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,14 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    results = tmp_path_factory.mktemp("demo") / "results"
-    command = [sys.executable, "-m", "robustreach", "run", "demo", "--results", str(results), "--engine", "nbconvert"]
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    print(f"robustreach run demo: {time.perf_counter() - start:.0f} s\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return results
+def demo(demo_project):
+    """The results of `robustreach run demo` (shared with the Quarto demo test: conftest.py)."""
+    return demo_project / "results"
 
 
 def test_every_demo_notebook_ran_and_has_a_page(demo):

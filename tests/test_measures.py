@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from robustreach.measures import (
+    OSCILLATION_MEASURES,
+    REACH_MEASURES,
     best_replicate,
     endpoint_error,
     filter_replicates,
@@ -73,7 +75,7 @@ def test_measures_table_is_long_and_matches_the_closed_form():
     evaluation = synthetic_evaluation()
     table = measures_table(evaluation, "trained")
     n_rows = 3 * 3 * 2 * 4  # conditions x replicates x realisations x trials
-    assert len(table) == n_rows * 7  # seven reach measures
+    assert len(table) == n_rows * (len(REACH_MEASURES) + len(OSCILLATION_MEASURES))
     for column in ("condition", "test_condition", "amplitude", "replicate", "realisation", "trial", "direction", "measure", "value"):
         assert column in table
     assert set(table["condition"]) == {"trained"}
@@ -94,6 +96,17 @@ def test_measures_table_is_long_and_matches_the_closed_form():
     ttt = measures_table(evaluation, "trained", ["time_to_target"], radius=0.06)
     straight = ttt[(ttt["amplitude"] == 0) & (ttt["realisation"] == 0)]
     np.testing.assert_allclose(straight["value"], 18 * DT, atol=1e-9)
+
+
+def test_oscillation_measures_of_the_half_sine_bump():
+    """A lateral half-sine bump reverses its lateral velocity once; no bump never does."""
+    wide = measures_table(synthetic_evaluation(), "c", wide=True)
+    bumped = wide["amplitude"] > 0
+    np.testing.assert_array_equal(wide.loc[bumped, "velocity_reversals"], 1)
+    straight = (wide["amplitude"] == 0) & (wide["realisation"] == 0)
+    np.testing.assert_array_equal(wide.loc[straight, "velocity_reversals"], 0)
+    np.testing.assert_allclose(wide["path_length_ratio"], wide["path_length"] / 0.5, rtol=1e-5)
+    assert wide.loc[straight, "damping_ratio"].isna().all()  # nothing to fit on a straight line
 
 
 def test_wide_table_has_one_column_per_measure():

@@ -1,7 +1,12 @@
 """The website: nbconvert pages and index from the records, offline Plotly, Quarto configuration."""
 
+import io
+import json
 import re
+import shutil
 from pathlib import Path, PurePosixPath
+
+import nbformat
 
 import plotly
 import pytest
@@ -9,7 +14,22 @@ import yaml
 from batch_helpers import REPO, batch, make_project
 from robustreach.batch.runs import RunSpec
 from robustreach.cli.main import app
-from robustreach.site import build_nbconvert_site, build_site, localize_plotly, localize_site, write_listing
+from robustreach.batch.progress import last_progress_line
+from robustreach.site import (
+    LISTING,
+    PAGES,
+    SITE,
+    STATE,
+    _profile_part,
+    build_nbconvert_site,
+    build_site,
+    localize_plotly,
+    localize_site,
+    offline_page,
+    page_path,
+    sync_pages,
+    write_listing,
+)
 from robustreach.store import ResultsStore
 from typer.testing import CliRunner
 
@@ -118,17 +138,19 @@ def test_localize_site_serves_plotly_from_the_site(project, tmp_path):
     assert localize_site(tmp_path / "out") == []  # idempotent
 
 
-def test_listing_yaml_points_at_executed_notebooks(project):
+def test_listing_yaml_points_at_the_page_notebooks(project):
     results = project / "results"
+    written = sync_pages(results)
     path = write_listing(results, project)
     assert path == results / "listing/runs.yml"
     items = yaml.safe_load(path.read_text())
     records = ResultsStore(results).find("runs")
     assert len(items) == len(records) == 6
+    assert sorted(project / item["path"].lstrip("/") for item in items) == sorted(written)
     for item in items:
-        assert item["path"].startswith("/results/runs/")
-        assert (project / item["path"].lstrip("/")).is_file()
+        assert item["path"].startswith(f"/results/{PAGES}/runs/")
         assert item["status"] in ("ok", "failed")
+        assert bool(item["error"]) == (item["status"] == "failed")
     titles = {item["title"] for item in items}
     assert any(t.startswith("Figure (test fixture) (") for t in titles)
     assert {item["params"] for item in items if item["notebook"].endswith("figure.qmd")} == {
@@ -164,7 +186,7 @@ def test_quarto_configuration_matches_the_run_layout():
     config = yaml.safe_load((REPO / "_quarto.yml").read_text())
     project = config["project"]
     assert project["type"] == "website"
-    assert project["output-dir"].startswith("results/")
+    assert project["output-dir"] == f"results/{SITE}"
     assert config["execute"]["enabled"] is False
     globs = project["render"]
     spec = RunSpec(
@@ -175,18 +197,70 @@ def test_quarto_configuration_matches_the_run_layout():
         results="/r",
         part="part1",
     )
-    executed = PurePosixPath(f"results/{spec.files['notebook']}")
-    assert any(executed.match(g) for g in globs)
+    record = {"files": spec.files}
+    page = PurePosixPath(f"results/{PAGES}/{page_path(record)}.ipynb")
+    assert any(page.match(g) for g in globs)  # the page notebooks of current runs ...
+    assert not any(PurePosixPath(f"results/{spec.files['notebook']}").match(g) for g in globs)  # ... not every run
     assert not any(PurePosixPath("notebooks/part1/train.qmd").match(g) for g in globs)  # Quarto never executes
     assert (REPO / "index.qmd").is_file() and "index.qmd" in globs
-    assert "robustreach site offline" in project["post-render"]
+    step = "lib/robustreach/site_assets/quarto_step.py"
+    assert project["pre-render"] == f"{step} pre-render" and project["post-render"] == f"{step} post-render"
+    assert (REPO / step).is_file()
     listing = yaml.safe_load((REPO / "index.qmd").read_text().split("---")[1])["listing"]
-    assert listing["contents"] == "results/listing/runs.yml"
+    assert listing["contents"] == f"results/{LISTING}"
+    assert set(listing["fields"]) >= {"part", "notebook", "params", "title", "status"}
     for part in ("demo", "part1", "part2"):
         profile = yaml.safe_load((REPO / f"_quarto-{part}.yml").read_text())
-        pre = profile["project"]["pre-render"]
-        assert pre[0].startswith(f"robustreach batch params/{part}.yml")
-        assert pre[1] == "robustreach site listing"
+        assert "project" not in profile  # lists would be appended to the base's steps
+        assert profile["website"]["title"].startswith("robustreach: ")
+        assert _profile_part(f"{part},local") == part
+
+
+def test_nbconvert_site_rebuilds_only_the_pages_whose_run_changed(project, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(project / "results", results, ignore=shutil.ignore_patterns("site"))
+    site = build_nbconvert_site(results)
+    state = json.loads((site / STATE).read_text())
+    assert sorted(state["built"]) == sorted(state["pages"]) and len(state["pages"]) == 6
+    assert json.loads((build_nbconvert_site(results) / STATE).read_text())["built"] == []  # nothing changed
+    # One run's executed notebook changes (as when it is run again): only its page is rebuilt.
+    (record,) = ResultsStore(results).find("runs", where={"notebook": "notebooks/echo.qmd", "hyperparameters.cfg.n": 2})
+    executed = results / record["files"]["notebook"]
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("A note added later."))
+    nbformat.write(nb, executed)
+    state = json.loads((build_nbconvert_site(results) / STATE).read_text())
+    assert state["built"] == [f"{page_path(record)}.html"]
+    assert "A note added later." in (site / state["built"][0]).read_text()
+
+
+def test_batch_kernels_write_progress_bars_as_text_to_the_log(tmp_path):
+    """No widget in the executed notebook (it would need a widget manager from the network);
+    the bar is text in the run's log, where the batch reads it for the terminal."""
+    root = make_project(tmp_path / "project", "notebooks: [notebooks/progress.qmd]\n", notebooks=("progress.qmd",))
+    summary = batch(root)
+    (record,) = summary.ok
+    nb = nbformat.read(root / "results" / record["files"]["notebook"], as_version=4)
+    assert "widgets" not in nb.metadata
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert any("total 780" in o.get("text", "") for o in outputs)  # sum(range(40))
+    assert not any("counting" in o.get("text", "") for o in outputs)
+    line = last_progress_line(root / "results" / record["files"]["log"])
+    assert line is not None and line.startswith("counting: 100%") and "40/40" in line
+
+
+def test_progress_bar_modes(monkeypatch):
+    from robustreach.progress import TextBar, progress_bar
+
+    monkeypatch.setenv("ROBUSTREACH_PROGRESS", "text")
+    bar = progress_bar(range(3), file=io.StringIO())
+    assert isinstance(bar, TextBar) and not bar.disable
+    assert list(bar) == [0, 1, 2] and "3/3" in bar.fp.getvalue()
+    monkeypatch.setenv("ROBUSTREACH_PROGRESS", "off")
+    assert progress_bar(range(3)).disable
+    monkeypatch.setenv("ROBUSTREACH_PROGRESS", "text")
+    assert progress_bar(range(3), disable=True).disable  # a caller's disable still holds
 
 
 def test_index_lists_models_with_their_varying_hyperparameters(tmp_path):
@@ -201,3 +275,17 @@ def test_index_lists_models_with_their_varying_hyperparameters(tmp_path):
     for h in hashes:
         assert f"<code>{h[:12]}</code>" in index
     assert "No runs recorded yet" in index
+
+
+def test_offline_page_removes_scripts_and_styles_from_other_sites():
+    page = (
+        '<head><script src="https://cdnjs.cloudflare.com/ajax/libs/require.js/2.1.10/require.min.js"></script>\n'
+        "<script src='//cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js' async></script>"
+        '<link rel="stylesheet" href="https://cdn.example.org/x.css">'
+        '<script src="../site_libs/quarto.js"></script><link rel="stylesheet" href="site.css">'
+        '<a href="https://quarto.org">a link stays</a></head>'
+    )
+    assert offline_page(page) == (
+        '<head><script src="../site_libs/quarto.js"></script><link rel="stylesheet" href="site.css">'
+        '<a href="https://quarto.org">a link stays</a></head>'
+    )

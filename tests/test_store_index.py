@@ -280,11 +280,11 @@ def test_csv_export_restore_exact(store, tmp_path):
     store.index_path.unlink()
     assert store.restore() == {"models": 1, "runs": 2}
     after = {t: store.find(t) for t in ("models", "runs")}
-    # json.dumps with sorted keys distinguishes 1 from 1.0 and True from 1; NaN compared as text
+    # json.dumps with sorted keys distinguishes 1 from 1.0 and True from 1
     assert json.dumps(after, sort_keys=True) == json.dumps(before, sort_keys=True)
     restored = after["models"][0]["hyperparameters"]
     assert type(restored["float_integral"]) is float and type(restored["int"]) is int
-    assert math.isnan(after["models"][0]["metrics"]["nan"])
+    assert after["models"][0]["metrics"] == {"nan": None, "inf": None}  # strict JSON: non-finite -> null
     # TinyDB's document ids survive too
     ids_after = {t: sorted(docs) for t, docs in json.loads(store.index_path.read_text()).items()}
     assert ids_after == ids_before

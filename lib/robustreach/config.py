@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class PlantConfig(_Section):
@@ -123,8 +123,25 @@ class LossConfig(_Section):
     discount_exponent: NonNegative = 6.0
 
 
+# A schedule length: a number of batches, or a fraction of `n_batches` (0 < x < 1), so that a
+# shorter run keeps the same shape of schedule. Fractions become batches when validated
+# (rounded, `round(x * n_batches)`), so records and hashes hold batches only.
+_Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Batches = Annotated[int, Field(ge=0)] | _Fraction
+BatchIndex = Annotated[int, Field(ge=1)] | _Fraction
+SCHEDULE_FIELDS = ("constant_lr_batches", "opt_reset_batches", "pretrain_batches", "ramp_batches", "train_from")
+
+
+def _is_fraction(value: Any) -> bool:
+    return isinstance(value, float) and 0.0 < value < 1.0
+
+
 class TrainConfig(_Section):
-    """Ensemble training: optimiser, schedules, validation, snapshots and checkpoints."""
+    """Ensemble training: optimiser, schedules, validation, snapshots and checkpoints.
+
+    Schedule lengths (`SCHEDULE_FIELDS`) are batches, or fractions of `n_batches` such as
+    `pretrain_batches: 0.1` (10 % of the run), converted to batches on validation.
+    """
 
     seed: Annotated[int, Field(ge=0)] = 0
     n_replicates: Annotated[int, Field(ge=1)] = 5
@@ -133,19 +150,41 @@ class TrainConfig(_Section):
     optimizer: Literal["adam", "adamw"] = "adam"
     learning_rate: Positive = 0.01
     weight_decay: NonNegative = 0.0
-    constant_lr_batches: Annotated[int, Field(ge=0)] | None = None  # None: constant throughout
+    constant_lr_batches: Batches | None = None  # None: constant throughout
     cosine_alpha: Probability = 0.01
-    opt_reset_batches: list[Annotated[int, Field(ge=1)]] = []
-    pretrain_batches: Annotated[int, Field(ge=0)] = 0
-    ramp_batches: Annotated[int, Field(ge=0)] = 0
+    opt_reset_batches: list[BatchIndex] = []
+    pretrain_batches: Batches = 0
+    ramp_batches: Batches = 0
     ramp_shape: Literal["linear", "cosine"] = "linear"
-    train_from: dict[Literal["cell", "readout"], Annotated[int, Field(ge=0)]] = {}
+    train_from: dict[Literal["cell", "readout"], Batches] = {}
     shared_trials: bool = False
     validation_every: Annotated[int, Field(ge=1)] = 50
     validation_directions: Annotated[int, Field(ge=1)] = 7
     n_snapshots: Annotated[int, Field(ge=1)] = 20
     checkpoint_every: Annotated[int, Field(ge=0)] = 0  # 0: no checkpoints
     exclusion_k: NonNegative = 2.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fractions_to_batches(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        n = data.get("n_batches", cls.model_fields["n_batches"].default)
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or n != int(n) or n < 1:
+            return data  # field validation reports it
+
+        def batches(value: Any, least: int = 0) -> Any:
+            return max(least, round(value * int(n))) if _is_fraction(value) else value
+
+        data = dict(data)
+        for name in ("constant_lr_batches", "pretrain_batches", "ramp_batches"):
+            if name in data:
+                data[name] = batches(data[name])
+        if isinstance(data.get("opt_reset_batches"), list):
+            data["opt_reset_batches"] = [batches(b, 1) for b in data["opt_reset_batches"]]
+        if isinstance(data.get("train_from"), dict):
+            data["train_from"] = {k: batches(v) for k, v in data["train_from"].items()}
+        return data
 
     @model_validator(mode="after")
     def _schedule_within_run(self) -> TrainConfig:

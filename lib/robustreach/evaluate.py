@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float, PRNGKeyArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from tqdm.auto import tqdm
+from robustreach.progress import progress_bar
 
 from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.model import ReachingModel, Trajectory, replicate_count, simulate_replicates
@@ -430,7 +430,7 @@ def evaluate_models(
     """
     spec = load_spec(spec)
     evaluations = {}
-    for label, (model, hyperparameters) in tqdm(models.items(), desc="evaluating", disable=not progress):
+    for label, (model, hyperparameters) in progress_bar(models.items(), desc="evaluating", disable=not progress):
         model_hash = (model_hashes or {}).get(label)
         evaluations[label] = evaluate(model, hyperparameters, spec, store=store if model_hash else None, model_hash=model_hash)
     return evaluations

@@ -1,15 +1,17 @@
-"""Experiments as notebooks see them: shared hyperparameter sections plus training conditions.
+"""Experiments as notebooks see them: a part's parameters, training conditions, trained models.
 
-A notebook's parameters are the hyperparameter sections (`plant`, `train`, ...) and
-`conditions`, nested like the sections but with lists of values, whose combinations are the
-training conditions compared in that notebook (e.g. `{"perturbation": {"std": [0.0, 1.0]}}`).
-Every notebook of a part takes the same parameters, with the same defaults
-(`part_defaults`), so each one finds the models that the training notebook trained.
+A notebook's parameters cell holds plain values: `part` (whose defaults fill in the rest),
+`hyperparameters` (sections to override), `conditions` (the training conditions compared,
+nested like the sections but with lists of values, e.g. `{"perturbation": {"std": [0.0,
+1.0]}}`; None: the part's) and one options dict per analysis it runs. `resolve_parameters`
+fills in every value from the one place defaults live (`options`: library defaults and
+`PART_DEFAULTS`), so each notebook of a part finds the models its training notebook trained,
+and `robustreach train FILE` trains exactly those (`paramfiles.file_models`).
 
 ```python
-store = results_store()
-hps = expand_conditions(sections, conditions)
-models = trained_models(store, hps, conditions=conditions)   # trains what is missing
+p = resolve_parameters("part1", {"train": {"n_batches": 500}}, None, evaluation={})
+hps = expand_conditions(p, p["conditions"])
+models = trained_models(results_store(), hps, conditions=p["conditions"])   # trains what is missing
 ```
 """
 
@@ -23,34 +25,25 @@ from typing import Any
 
 from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.model import ReachingModel
+from robustreach.options import PART_DEFAULTS, SECTIONS, resolve, resolve_parameters
 
-SECTIONS = tuple(Hyperparameters.model_fields)
-
-# Demo-size defaults of each part's notebooks (parameter files give the real sizes).
-_DEMO_TRAIN = {"n_replicates": 2, "batch_size": 64, "n_batches": 300, "constant_lr_batches": 150, "validation_every": 25}
-PART_DEFAULTS: dict[str, dict[str, Any]] = {
-    "part1": {
-        "controller": {"hidden_size": 32},
-        "perturbation": {"type": "curl"},
-        "train": _DEMO_TRAIN,
-        "conditions": {"perturbation": {"std": [0.0, 1.0]}},
-    },
-    "part2": {
-        "controller": {"hidden_size": 32},
-        "perturbation": {"type": "curl", "std": 1.0, "p_perturbed": 0.5},
-        "context": {"variant": "binary", "on_value": 1.0, "off_value": 0.0},
-        "train": _DEMO_TRAIN,
-        "conditions": {"perturbation": {"std": [1.0]}},
-    },
-}
+__all__ = [
+    "PART_DEFAULTS",
+    "TrainedModel",
+    "check_notebook_parameters",
+    "condition_label",
+    "expand_conditions",
+    "part_defaults",
+    "resolve_parameters",
+    "results_dir",
+    "results_store",
+    "trained_models",
+]
 
 
 def part_defaults(part: str) -> dict[str, Any]:
-    """Default notebook parameters of a part: every hyperparameter section, and `conditions`."""
-    if part not in PART_DEFAULTS:
-        raise ValueError(f"unknown part {part!r}; known: {', '.join(PART_DEFAULTS)}")
-    overrides = {k: v for k, v in PART_DEFAULTS[part].items() if k != "conditions"}
-    return {**load_hyperparameters(overrides).to_dict(), "conditions": PART_DEFAULTS[part]["conditions"]}
+    """Every parameter of a part with its value when nothing overrides it (sections at the top)."""
+    return resolve(part).model_dump(mode="json")
 
 
 def _condition_keys(conditions: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str]]:
@@ -144,17 +137,20 @@ def trained_models(
 
 
 def check_notebook_parameters(parameters: dict[str, Any], *, where: str) -> None:
-    """Validate the hyperparameters a notebook will receive, before any run starts.
+    """Validate a notebook's parameters (its whole parameters cell after injection, `part`
+    included) before any run starts: every value, and every training condition's
+    hyperparameters (ranges, schedule consistency). Errors name `where` and the key.
 
-    Notebooks that take hyperparameter sections get every training condition validated
-    (value ranges, choices, schedule consistency); errors name `where` and the field.
+    Without `part` there is nothing to resolve against: `paramfiles.load_paramfile` has
+    already checked what a parameter file injects, with each notebook's part.
     """
     from robustreach.config import ConfigError
     from robustreach.paramfiles import ParamFileError
 
-    if not any(name in parameters for name in SECTIONS):
+    if "part" not in parameters:
         return
     try:
-        expand_conditions(parameters, parameters.get("conditions"))
+        resolved = resolve_parameters(**parameters)
+        expand_conditions(resolved, resolved["conditions"])
     except (ConfigError, ValueError) as error:
         raise ParamFileError(f"{where}: {error}") from None

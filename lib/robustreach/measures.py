@@ -13,6 +13,9 @@ Measures (per trial; time index t is the state after update t, times in seconds)
 | `max_force` | `max_t ||controller force_t||` |
 | `peak_response` | impulses: signed extreme, from onset on, of the perturbed variable (position relative to the start, or velocity) along the impulse direction |
 | `settling_time` | impulses: time from onset until `||pos - target|| < radius` holds to the end (0 if it never leaves); NaN if never |
+| `velocity_reversals` | sign changes of the response velocity (lateral for reaches, along the impulse from its onset for impulses), ignoring samples under 5 % of its peak |
+| `damping_ratio`, `oscillation_frequency` | second-order (AR(2)) fit to the response position from its peak on: damping ratio and damped frequency (Hz); see `oscillation` |
+| `path_length_ratio` | path length over the straight start-to-target distance (NaN for holds) |
 
 `radius` defaults to `DEFAULT_RADIUS = 0.05`, a tenth of the default reach length 0.5.
 
@@ -23,6 +26,7 @@ whose measure is at most `best + k * std` over replicates (k = 2 by default).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +39,7 @@ from robustreach.alignment import align_evaluation
 from robustreach.config import Hyperparameters
 from robustreach.evaluate import Evaluation, EvaluationCache, evaluate_models
 from robustreach.model import ReachingModel
+from robustreach.oscillation import path_length_ratio, second_order_fit, velocity_reversals
 
 DEFAULT_RADIUS = 0.05
 REACH_MEASURES = (
@@ -47,6 +52,9 @@ REACH_MEASURES = (
     "max_force",
 )
 IMPULSE_MEASURES = ("peak_response", "settling_time")
+# How oscillatory a response is (`oscillation`); the path-length ratio needs a reach (NaN for holds).
+RESPONSE_OSCILLATION_MEASURES = ("velocity_reversals", "damping_ratio", "oscillation_frequency")
+OSCILLATION_MEASURES = (*RESPONSE_OSCILLATION_MEASURES, "path_length_ratio")
 LABELS = {
     "endpoint_error": "Endpoint error",
     "max_lateral_deviation": "Max. lateral deviation",
@@ -57,6 +65,10 @@ LABELS = {
     "max_force": "Max. force",
     "peak_response": "Peak response",
     "settling_time": "Settling time (s)",
+    "velocity_reversals": "Velocity reversals",
+    "damping_ratio": "Damping ratio",
+    "oscillation_frequency": "Oscillation frequency (Hz)",
+    "path_length_ratio": "Path length / straight distance",
 }
 
 
@@ -130,10 +142,12 @@ def evaluation_measures(
 ) -> dict[str, np.ndarray]:
     """Each measure as an array with axes (condition, replicate, realisation, trial).
 
-    Default: the reach measures, plus the impulse measures when the evaluation has impulses.
+    Default: the reach and oscillation measures, plus the impulse measures when the
+    evaluation has impulses. The oscillation measures follow the lateral response of a reach,
+    or the response along the impulse from its onset.
     """
     impulse = evaluation.params.get("impulse")
-    available = REACH_MEASURES + (IMPULSE_MEASURES if impulse else ())
+    available = REACH_MEASURES + OSCILLATION_MEASURES + (IMPULSE_MEASURES if impulse else ())
     measures = list(available if measures is None else measures)
     unknown = [m for m in measures if m not in available]
     if unknown:
@@ -157,6 +171,23 @@ def evaluation_measures(
         perturbed = getattr(in_impulse_frame, impulse["variable"])[..., 0]
         compute["peak_response"] = lambda: peak_response(perturbed, impulse["onset"])
         compute["settling_time"] = lambda: settling_time(trajectory.pos, target, impulse["onset"], dt, radius)
+        onset = impulse["onset"]
+        response_pos, response_vel = in_impulse_frame.pos[..., 0], in_impulse_frame.vel[..., 0]
+    else:
+        onset = 0
+        response_pos, response_vel = aligned.pos[..., 1], aligned.vel[..., 1]
+
+    @functools.cache
+    def fit() -> tuple[np.ndarray, np.ndarray]:
+        position = np.asarray(response_pos)
+        peak = onset + np.argmax(np.abs(position[..., onset:] - position[..., -1:]), axis=-1)
+        return second_order_fit(position, dt, start=peak)
+
+    compute["velocity_reversals"] = lambda: velocity_reversals(np.asarray(response_vel)[..., onset:])
+    compute["damping_ratio"] = lambda: fit()[0]
+    compute["oscillation_frequency"] = lambda: fit()[1]
+    start = np.asarray(evaluation.trials.init_pos)[:, None, None]
+    compute["path_length_ratio"] = lambda: path_length_ratio(trajectory.pos, start, target)
     return {name: np.asarray(compute[name]()) for name in measures}
 
 

@@ -4,7 +4,10 @@
 duration, error with the failing cell, file paths) for the coordinating process to record;
 workers never write the index. The run's directory appears whole or not at all: the run
 executes in a hidden temporary directory beside it, renamed into place at the end (a failed
-run keeps its executed notebook, which shows where it stopped).
+run keeps its executed notebook, which shows where it stopped). SIGTERM (what Slurm sends at
+its time limit) is turned into an exception while a run executes, so the temporary directory
+is removed as on Ctrl-C; one left by `kill -9` is named `.<hash>.tmp-<host>-<pid>-<id>`, which
+lets `robustreach db gc` tell an abandoned one from a live one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -40,21 +46,27 @@ KERNEL_ENV = {
     "PLOTLY_RENDERER": "plotly_mimetype+notebook_connected",
     # Silences debugpy's "frozen modules" warning in every kernel's log.
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    # Progress bars belong to interactive sessions; in a stored notebook they are noise.
+    # Progress bars belong to interactive sessions; in a stored notebook they are noise, and
+    # a widget needs a widget manager from the network. The library's own bars become text
+    # in the run's log (robustreach.progress); any other tqdm bar is off.
     "TQDM_DISABLE": "1",
+    "ROBUSTREACH_PROGRESS": "text",
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @contextmanager
-def kernel_environment(results: str | Path) -> Iterator[None]:
+def kernel_environment(results: str | Path, log: str | Path | None = None) -> Iterator[None]:
     """Set the kernels' environment (`KERNEL_ENV`, `ROBUSTREACH_RESULTS`, the compilation
-    cache of `results`), restored on exit.
+    cache of `results`, and the run's `log` for progress bars: `ROBUSTREACH_PROGRESS_FILE`),
+    restored on exit.
 
     Kernels inherit this process's environment when they start, so it is set around the
     papermill call only.
     """
     values = {**KERNEL_ENV, "ROBUSTREACH_RESULTS": str(Path(results).resolve()), **compile_cache_environment(results)}
+    if log is not None:
+        values["ROBUSTREACH_PROGRESS_FILE"] = str(Path(log).resolve())
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -157,6 +169,31 @@ def _label(path: Path, spec: RunSpec) -> None:
     nbformat.write(nb, path)
 
 
+class Terminated(SystemExit):
+    """Raised in the main thread when the process receives SIGTERM during a run."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While executing, SIGTERM raises `Terminated` (exit status 143) so clean-up code runs.
+
+    Only the main thread can set signal handlers; elsewhere (threaded executors) the default
+    stays, and `db gc` removes what a killed run leaves.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def replace_directory(tmp: Path, final: Path) -> None:
     """Put a finished directory in place of `final` (renames; the old one is removed after)."""
     old = None
@@ -178,12 +215,14 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     start = time.perf_counter()
     final = Path(spec.results) / spec.relative_dir
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
+    tmp = final.with_name(f".{final.name}.tmp-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        error = _execute_into(spec, tmp)
-        replace_directory(tmp, final)
-    except BaseException:  # interrupted or broken: leave no half-written run behind
+        with _sigterm_raises():
+            tmp.mkdir()
+            error = _execute_into(spec, tmp)
+            replace_directory(tmp, final)
+    except BaseException:  # interrupted, terminated or broken: leave no half-written run behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {
@@ -199,9 +238,10 @@ def _execute_into(spec: RunSpec, directory: Path) -> dict[str, Any] | None:
     """Run papermill, writing the run's files into `directory`; returns the error, if any."""
     names = {key: Path(path).name for key, path in spec.files.items()}
     output = directory / names["notebook"]
-    (directory / names["parameters"]).write_text(json.dumps(spec.parameters, indent=2, sort_keys=True) + "\n")
+    (directory / names["parameters"]).write_text(json.dumps(spec.parameters, indent=2, sort_keys=True, allow_nan=False) + "\n")
     error = None
-    with open(directory / names["log"], "a", encoding="utf-8") as log, kernel_environment(spec.results):
+    log_path = directory / names["log"]
+    with open(log_path, "a", encoding="utf-8") as log, kernel_environment(spec.results, log_path):
         log.write(f"# robustreach run {spec.hash[:12]}: {spec.notebook}\n")
         log.flush()
         for attempt in (1, 2):

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from robustreach.batch.estimate import BatchEstimate, format_duration
 from robustreach.batch.execute import ensure_kernel
 from robustreach.batch.executors import ExecutorName, SlurmOptions, run_specs
+from robustreach.batch.progress import watch_runs
 from robustreach.batch.runs import RunSpec, plan_runs
 from robustreach.experiment import check_notebook_parameters
 from robustreach.paramfiles import load_paramfile
@@ -120,10 +121,11 @@ def run_batch(
     finished: set[str] = set()
 
     def show_status() -> None:
-        status = [f"failed={len(summary.failed)}"] if finished else []
+        # The postfix belongs to `watch_runs` (each running run's progress): status goes first.
+        status = [f"{len(summary.failed)} failed"] if finished else []
         if estimate is not None:
             status.append(f"training left ~{format_duration(estimate.remaining_s(finished))} (estimated)")
-        bar.set_postfix_str(", ".join(status), refresh=False)
+        bar.set_description(f"{pf.path.stem} runs" + (f" ({', '.join(status)})" if status else ""), refresh=False)
 
     show_status()
     try:
@@ -138,12 +140,13 @@ def run_batch(
             if not todo:
                 continue
             ensure_kernel(kernel_name)
-            for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
-                record = store.upsert(TABLE, _record(spec, result), key="hash")
-                (summary.ok if record["status"] == "ok" else summary.failed).append(record)
-                finished.add(spec.hash)
-                show_status()
-                bar.update()
+            with watch_runs(bar, todo):  # each running run's own progress (training) after the bar
+                for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
+                    record = store.upsert(TABLE, _record(spec, result), key="hash")
+                    (summary.ok if record["status"] == "ok" else summary.failed).append(record)
+                    finished.add(spec.hash)
+                    show_status()
+                    bar.update()
         bar.total = bar.n  # the estimate counted index-reading runs that proved up to date
     finally:
         bar.close()

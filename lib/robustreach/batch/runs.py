@@ -116,3 +116,56 @@ def plan_runs(
                 ),
             )
     return list(specs.values())
+
+
+def records_on_disk(results: str | Path) -> list[dict[str, Any]]:
+    """"runs" records remade from the run folders under `results/runs/` (for `db rebuild`).
+
+    Each executed notebook carries its run hash, notebook and part in its metadata (see
+    `batch.execute`), and `parameters.json` what was injected; a notebook with an error
+    output is a failed run. The duration is not kept on disk (None).
+    """
+    import json
+
+    import nbformat
+
+    root = Path(results)
+    records = []
+    for notebook in sorted(root.glob("runs/*/*/*.ipynb")):
+        folder = notebook.parent
+        if folder.name.startswith(".") or notebook.stem != folder.parent.name:
+            continue
+        try:
+            nb = nbformat.read(notebook, as_version=4)
+            meta = nb.metadata.get("robustreach") or {}
+            parameters = json.loads((folder / "parameters.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta.get("run_hash"), str) or short_hash(meta["run_hash"]) != folder.name:
+            continue
+        error = None
+        for index, cell in enumerate(nb.cells):
+            failed = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if failed:
+                error = {"cell_index": index, "execution_count": cell.get("execution_count"),
+                         "ename": failed[0].get("ename"), "evalue": failed[0].get("evalue")}
+                break
+        stem = folder.parent.name
+        files = {
+            key: f"runs/{stem}/{folder.name}/{name}"
+            for key, name in (("notebook", f"{stem}.ipynb"), ("log", f"{stem}.log"), ("parameters", "parameters.json"))
+            if (folder / name).is_file()
+        }
+        records.append(
+            {
+                "hash": meta["run_hash"],
+                "hyperparameters": parameters,
+                "notebook": meta.get("notebook"),
+                "part": meta.get("part"),
+                "status": "ok" if error is None else "failed",
+                "duration_s": None,
+                "error": error,
+                "files": files,
+            }
+        )
+    return records

@@ -86,6 +86,40 @@ def _batch(
     return summary.exit_code
 
 
+def _dry_run(paramfile: Path, results: Path) -> int:
+    """List what a batch would do, doing none of it: parameter sets, models, runs."""
+    import json
+
+    from robustreach.batch.runner import up_to_date
+    from robustreach.batch.runs import plan_runs
+    from robustreach.cli.train import model_lines
+    from robustreach.paramfiles import expand, file_models, load_paramfile
+    from robustreach.store import ResultsStore
+
+    try:
+        pf = load_paramfile(paramfile)
+        models = file_models(pf)
+    except ParamFileError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        return 2
+    for note in pf.warnings:
+        typer.secho(f"warning: {note}", fg=typer.colors.YELLOW, err=True)
+    store = ResultsStore(results)
+    sets = expand(pf)
+    typer.echo(f"{paramfile}: {len(sets)} parameter set(s)")
+    for index, pset in enumerate(sets):
+        typer.echo(f"  set {index}: {json.dumps(pset, sort_keys=True)}")
+    typer.echo(f"models to train or load ({len(models)}; hyperparameter hash, in the index?):")
+    for line in model_lines(models, store):
+        typer.echo(line)
+    plan = plan_runs(pf, results, store=store)
+    done = up_to_date(store, plan)
+    typer.echo(f"runs ({len(plan)}; {len(plan) - len(done)} to execute, {len(done)} up to date):")
+    for spec in plan:
+        typer.echo(f"  {spec.notebook}  run {spec.hash[:12]}  {'up to date' if spec.hash in done else 'to run'}")
+    return 0
+
+
 def _site(results: Path, engine: SiteEngine, profile: str | None) -> None:
     from robustreach.site import SiteError, build_site
 
@@ -123,12 +157,18 @@ def register(app: typer.Typer) -> None:
         estimate: Annotated[
             bool, typer.Option("--estimate", help="Like --plan, then run, with the estimated time left in the progress bar.")
         ] = False,
+        dry_run: Annotated[
+            bool,
+            typer.Option("--dry-run", help="List the parameter sets, models (hashes, trained?) and runs; run nothing."),
+        ] = False,
     ) -> None:
         """Execute every notebook of PARAMFILE once per parameter set (papermill).
 
         Runs already done with the same notebook, parameters and library version are
         skipped. Exits non-zero when a run failed; the summary names its cell and error.
         """
+        if dry_run:
+            raise typer.Exit(_dry_run(paramfile, results))
         code = _batch(paramfile, results, force, jobs, executor, scheduler, partition, time, gpus, plan, estimate)
         raise typer.Exit(0 if code == 1 and allow_failures else code)
 
@@ -154,7 +194,7 @@ def register(app: typer.Typer) -> None:
         code = _batch(Path("params") / f"{part}.yml", results, force, jobs, executor, scheduler, partition, time, gpus)
         if code == 2:
             raise typer.Exit(code)
-        _site(results, engine, None)
+        _site(results, engine, part)  # the part's profile: the same site as `quarto render --profile PART`
         raise typer.Exit(code)
 
     site_app = typer.Typer(help="Build the results website.", no_args_is_help=True)
@@ -173,9 +213,11 @@ def register(app: typer.Typer) -> None:
 
     @site_app.command("listing")
     def site_listing(results: Results = Path("results")) -> None:
-        """Export the index as YAML (db-yaml/ and listing/runs.yml) for Quarto listing pages."""
-        from robustreach.site import write_listing
+        """Write the page notebooks (pages/) and the listing (listing/runs.yml) Quarto renders,
+        and export the index as YAML (db-yaml/). Quarto's pre-render step does this too."""
+        from robustreach.site import sync_pages, write_listing
 
+        sync_pages(results)
         typer.echo(f"listing: {write_listing(results, Path.cwd())}")
 
     @site_app.command("offline")
@@ -184,7 +226,7 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Argument(help="Rendered site (default: $QUARTO_PROJECT_OUTPUT_DIR, else results/site).")
         ] = None,
     ) -> None:
-        """Make rendered pages load plotly.js from the site itself (Quarto post-render step)."""
+        """Make rendered pages load their scripts (plotly.js) from the site itself, nothing from elsewhere."""
         from robustreach.site import localize_site
 
         directory = directory or Path(os.environ.get("QUARTO_PROJECT_OUTPUT_DIR", "results/site"))

@@ -9,12 +9,17 @@ robustreach figures get --identifier aligned_trajectories --where train.perturba
 ```
 `--where key=value` values are YAML scalars (`100` is an int, `0.5` a float, `true` a bool,
 `[1, 2]` a list, `1e-3` a float too); keys are dotted fields as in `ResultsStore.find`.
+
+Exit status: 0 on success; 1 when nothing matches (with the fields a misspelt key may have
+meant), when there is no index at `--results` (read-only commands never create one, nor any
+other file), or on any other error, reported in one line on stderr; 2 for bad usage.
+JSON output is strict (non-finite numbers as null). `db ls` marks records whose files are
+missing (status `ok [missing files]` in tables, `"missing_files"` in JSON).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable
 from enum import Enum
@@ -23,6 +28,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
+
+from robustreach.store.files import dumps_strict
 
 __all__ = ["parse_where", "register"]
 
@@ -65,10 +72,47 @@ def parse_where(items: list[str] | None) -> dict[str, Any]:
     return where
 
 
-def _store(results: Path):
+def _store(results: Path, *, reading: bool = True):
+    """The store at `results`; for commands that only read, its index must exist."""
     from robustreach.store import ResultsStore
 
-    return ResultsStore(results)
+    store = ResultsStore(results)
+    if reading:
+        store.require_index()
+    return store
+
+
+def _no_match(table: str, records: list[dict[str, Any]], where: dict[str, Any]) -> typer.Exit:
+    """Report that nothing matched (naming fields no record has, and close known ones); exit 1."""
+    import difflib
+
+    from robustreach.store.query import HYPERPARAMETERS, flatten_record, unknown_fields
+
+    unknown = unknown_fields(records, where)
+    hint = ""
+    if not records:
+        hint = " (the table holds no records)"
+    elif unknown:
+        known = sorted({name.removeprefix(HYPERPARAMETERS + ".") for r in records for name in flatten_record(r)})
+        close = {key: difflib.get_close_matches(key, known, n=3, cutoff=0.6) for key in unknown}
+        means = "; ".join(f"{key}: did you mean {', '.join(c)}?" for key, c in close.items() if c)
+        hint = f" (no record has the field(s) {', '.join(unknown)}" + (f"; {means}" if means else "") + ")"
+        if not means:
+            tops = sorted({k for r in records for k in r} | {k for r in records for k in r.get(HYPERPARAMETERS) or {}})
+            hint += f"; fields start with one of: {', '.join(tops)}"
+    typer.echo(f"no records in {table!r} match{hint}", err=True)
+    return typer.Exit(1)
+
+
+def _with_missing(store, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records with `missing_files` added where files they list are not on disk."""
+    from robustreach.store.models import missing_files
+
+    out = []
+    for record in records:
+        missing = missing_files(store.root, record)
+        out.append({**record, "missing_files": missing} if missing else record)
+    return out
 
 
 def _friendly(command: F) -> F:
@@ -90,7 +134,7 @@ def _friendly(command: F) -> F:
 def _cell(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return dumps_strict(value, ensure_ascii=False)
 
 
 def _table_text(records: list[dict[str, Any]]) -> str:
@@ -99,10 +143,11 @@ def _table_text(records: list[dict[str, Any]]) -> str:
 
     from robustreach.store.query import MISSING, lookup, varying_fields
 
-    varying = [name for name in varying_fields(records) if name not in ("status", "identifier")]
+    varying = [name for name in varying_fields(records) if name not in ("status", "identifier", "missing_files")]
     rows = []
     for rec in records:
-        row = {"hash": rec.get("hash", "")[:12], "created": rec.get("created", ""), "status": rec.get("status", "")}
+        status = str(rec.get("status", "")) + (" [missing files]" if rec.get("missing_files") else "")
+        row = {"hash": rec.get("hash", "")[:12], "created": rec.get("created", ""), "status": status}
         if any("identifier" in r for r in records):
             row["identifier"] = rec.get("identifier", "")
         for name in varying:
@@ -130,19 +175,15 @@ def register(app: typer.Typer) -> None:
         """List the records of TABLE that match every --where."""
         store = _store(results)
         conditions = parse_where(where)
-        records = store.find(table, conditions)
+        records = _with_missing(store, store.find(table, conditions))
+        if not records:
+            raise _no_match(table, store.find(table), conditions)
         if format is Format.json:
-            typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+            typer.echo(dumps_strict(records, indent=2, ensure_ascii=False))
         elif format is Format.csv:
             typer.echo(store.dataframe(table, conditions).to_csv(index=False), nl=False)
-        elif records:
-            typer.echo(_table_text(records))
         else:
-            from robustreach.store.query import unknown_fields
-
-            unknown = unknown_fields(store.find(table), conditions)
-            hint = f" (no record has the field(s) {', '.join(unknown)})" if unknown else ""
-            typer.echo(f"no records in {table!r} match{hint}", err=True)
+            typer.echo(_table_text(records))
 
     @db.command("show")
     @_friendly
@@ -166,7 +207,7 @@ def register(app: typer.Typer) -> None:
         if len(found) > 1:
             raise ValueError(f"hash prefix {hash!r} matches records in tables {[n for n, _ in found]}; use --table")
         name, record = found[0]
-        typer.echo(json.dumps({"table": name, **record}, indent=2, ensure_ascii=False))
+        typer.echo(dumps_strict({"table": name, **_with_missing(store, [record])[0]}, indent=2, ensure_ascii=False))
 
     @db.command("varying")
     @_friendly
@@ -179,11 +220,15 @@ def register(app: typer.Typer) -> None:
         results: ResultsOption = Path("results"),
     ) -> None:
         """Print each field whose values differ among the matching records, with its values."""
-        fields = _store(results).varying(table, parse_where(where), type=type)
+        store = _store(results)
+        conditions = parse_where(where)
+        if not store.find(table, conditions):
+            raise _no_match(table, store.find(table), conditions)
+        fields = store.varying(table, conditions, type=type)
         if not fields:
             typer.echo("no field varies among the matching records", err=True)
         for name, values in fields.items():
-            typer.echo(f"{name}: {', '.join(json.dumps(v, ensure_ascii=False) for v in values)}")
+            typer.echo(f"{name}: {', '.join(dumps_strict(v, ensure_ascii=False) for v in values)}")
 
     @db.command("gc")
     @_friendly
@@ -193,11 +238,15 @@ def register(app: typer.Typer) -> None:
         min_age: Annotated[float, typer.Option("--min-age", help="Leave files younger than this (s).")] = 60.0,
         results: ResultsOption = Path("results"),
     ) -> None:
-        """Find files without records and records without files (dry run unless --archive/--delete)."""
+        """Find files without records and records without files (dry run unless --archive/--delete).
+
+        Also covers unusable checkpoints and temporary run folders left by killed runs.
+        Refuses to archive or delete while the index lacks every model record (run `db rebuild`).
+        """
         if archive and delete:
             raise typer.BadParameter("choose one of --archive and --delete")
         mode = "archive" if archive else "delete" if delete else "dry-run"
-        typer.echo(str(_store(results).gc(mode, min_age_s=min_age)))
+        typer.echo(str(_store(results, reading=False).gc(mode, min_age_s=min_age)))
 
     @db.command("export")
     @_friendly
@@ -215,9 +264,33 @@ def register(app: typer.Typer) -> None:
     @_friendly
     def restore(results: ResultsOption = Path("results")) -> None:
         """Rebuild results/index.json from results/db-csv/*.csv (the old index is kept as a .bak)."""
-        counts = _store(results).restore()
+        counts = _store(results, reading=False).restore()
         for table, n in sorted(counts.items()):
             typer.echo(f"{table}: {n} record(s)")
+
+    @db.command("rebuild")
+    @_friendly
+    def rebuild(results: ResultsOption = Path("results")) -> None:
+        """Add records for the model files and executed runs under results/ that the index lacks.
+
+        Each model file's header holds its hyperparameters and record fields, and its hash is
+        the record's hash, so lost records come back as they were; runs come back from their
+        notebooks' metadata and parameters.json (without durations). Evaluations and figures
+        cannot be rebuilt this way: restore them with `db restore` if db-csv/ has them.
+        """
+        from robustreach.batch.runs import records_on_disk
+
+        store = _store(results, reading=False)
+        report = store.rebuild_models()
+        n_runs = store.rebuild_records("runs", records_on_disk(results))
+        for record in report["added"]:
+            typer.echo(f"added    {record['hash'][:12]}  status={record.get('status')}")
+        for problem in report["skipped"]:
+            typer.echo(f"skipped  {problem}", err=True)
+        typer.echo(f"runs: {n_runs} added")
+        typer.echo(f"models: {len(report['added'])} added, {report['present']} already recorded, {len(report['skipped'])} unreadable")
+        if report["skipped"]:
+            raise typer.Exit(1)
 
     @figures.command("get")
     @_friendly

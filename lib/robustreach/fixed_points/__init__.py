@@ -13,6 +13,12 @@
 - `summaries`: tables and sentences of goal sweeps for the notebooks (continuum, stability,
   leading modes, readout overlap, input singular values).
 - `checks`: re-linearising a sweep's points, and the one-step check of the linearisation.
+- `continuation`: pseudo-arclength continuation of fixed points along a path of inputs
+  (`continue_branches`, `InputPath`, `points_at`).
+- `bifurcations`: where a branch's stability changes (`locate_bifurcations`: fold, branch
+  point, flip, Neimark-Sacker), eigenvalues along branches.
+- `hold_branches` (import it explicitly; it needs the reaching model): a trained model's hold
+  points continued across context and along goals, tables, text and their cache.
 """
 
 from robustreach.fixed_points.filtering import Filtered, deduplicate, filter_fixed_points, outlier_mask

@@ -7,7 +7,7 @@ archive holds numbers only. Reruns with the same model and parameters load inste
 searching again; a retrained model has a new hash, so a stale sweep is never returned.
 
 ```python
-options = sweep_options({"n_grid": 5, "contexts": [-1.0, 0.0, 1.0], "n_starts": 16})  # checked first
+options = sweep_options({"n_grid": 5, "contexts": [-1.0, 0.0, 1.0]})  # defaults filled in, checked first
 sweeps = goal_sweeps(store, trained_models(store, hps), options)   # {condition label: GoalSweep}
 ```
 """
@@ -15,75 +15,45 @@ sweeps = goal_sweeps(store, trained_models(store, hps), options)   # {condition 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import jax
 import numpy as np
 import pandas as pd
 
-from robustreach.fixed_points.sweep import GoalSweep, goal_sweep
+from pydantic import ValidationError
 
-# `goal_sweep`'s arguments a notebook may set, with its defaults (plus the PRNG seed).
-SWEEP_DEFAULTS: dict[str, Any] = {
-    "n_grid": 5, "contexts": None, "n_steps": 100, "n_starts": 32, "noise_std": 0.1,
-    "tol_q": 1e-10, "dedup_tol": 1e-3, "seed": 0,
-}
+from robustreach.fixed_points.sweep import GoalSweep, goal_sweep
+from robustreach.options import SweepOptions, validation_messages
+
+# `goal_sweep`'s arguments a notebook may set (plus the PRNG seed), with their defaults: those
+# of `options.SweepOptions`, the one place they are defined.
+SWEEP_DEFAULTS: dict[str, Any] = SweepOptions().model_dump()
 # Part of every cache key: bump when the stored layout or the sweep's algorithm changes.
 CACHE_FORMAT = 1
 _TABLES = ("points", "spectra", "conditions", "neighbours", "summary")
 _ARRAYS = ("h", "u", "input_sv", "hold_hidden")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
-def _fail(key: str, message: str) -> None:
-    raise ValueError(f"fixed_points.{key}: {message}")
-
-
-def _context_values(contexts: Any) -> list[float] | list[list[float]]:
-    """Context values as floats: a list of numbers, or a list of equal-length lists of numbers."""
-    rows = list(contexts) if isinstance(contexts, (list, tuple)) else []
-    nested = bool(rows) and isinstance(rows[0], (list, tuple))
-    rows = [list(r) if isinstance(r, (list, tuple)) else [r] for r in rows]
-    if (not rows or any(isinstance(c, (list, tuple)) != nested for c in contexts)
-            or any(len(r) != len(rows[0]) or not all(map(_is_number, r)) for r in rows)):
-        _fail("contexts", f"must be a non-empty list of numbers (or of equal-length lists); got {contexts!r}")
-    return [[float(v) for v in r] for r in rows] if nested else [float(r[0]) for r in rows]
-
-
-def sweep_options(params: Mapping[str, Any] | None) -> dict[str, Any]:
+def sweep_options(params: Mapping[str, Any] | SweepOptions | None) -> dict[str, Any]:
     """The sweep parameters with defaults filled in, checked before any work starts.
 
-    Keys are those of `SWEEP_DEFAULTS`; `contexts` is a list of numbers (or of equal-length
-    lists, for several context inputs), or None for models without a context input.
-    Errors name the key as `fixed_points.<key>`.
+    Keys and checks are those of `options.SweepOptions`; `contexts` is a list of numbers (or
+    of equal-length lists, for several context inputs), or None for models without a context
+    input. Errors name the key as `fixed_points.<key>`.
     """
+    if isinstance(params, SweepOptions):
+        return params.model_dump()
     params = dict(params or {})
     unknown = sorted(set(params) - set(SWEEP_DEFAULTS))
     if unknown:
-        _fail(unknown[0], f"unknown key; known: {', '.join(SWEEP_DEFAULTS)}")
-    options = {**SWEEP_DEFAULTS, **params}
-    for key in ("n_grid", "n_steps", "n_starts", "seed"):
-        if not isinstance(options[key], Integral) or isinstance(options[key], bool):
-            _fail(key, f"must be an integer; got {options[key]!r}")
-    for key in ("noise_std", "tol_q", "dedup_tol"):
-        if not _is_number(options[key]) or not np.isfinite(options[key]):
-            _fail(key, f"must be a finite number; got {options[key]!r}")
-    if options["n_grid"] < 1 or options["n_grid"] % 2 == 0:
-        _fail("n_grid", f"must be a positive odd integer (so that the workspace centre is a goal); got {options['n_grid']}")
-    if options["n_steps"] < 2 or options["n_starts"] < 1:
-        _fail("n_steps" if options["n_steps"] < 2 else "n_starts", "too small (need n_steps >= 2, n_starts >= 1)")
-    if options["tol_q"] <= 0 or options["noise_std"] < 0 or options["dedup_tol"] < 0:
-        bad = "tol_q" if options["tol_q"] <= 0 else ("noise_std" if options["noise_std"] < 0 else "dedup_tol")
-        _fail(bad, f"out of range (tol_q > 0, noise_std >= 0, dedup_tol >= 0); got {options[bad]}")
-    if options["contexts"] is not None:
-        options["contexts"] = _context_values(options["contexts"])
-    for key in ("noise_std", "tol_q", "dedup_tol"):
-        options[key] = float(options[key])
-    return options
+        raise ValueError(f"fixed_points.{unknown[0]}: unknown key; known: {', '.join(SWEEP_DEFAULTS)}")
+    try:
+        return SweepOptions.model_validate(params).model_dump()
+    except ValidationError as error:
+        problems = [f"fixed_points.{loc or '(options)'}: {message} (got {value!r})"
+                    for loc, message, value in validation_messages(error)]
+        raise ValueError("; ".join(problems)) from None
 
 
 def frame_to_arrays(frame: pd.DataFrame) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import jax.tree_util as jtu
 import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
-from tqdm.auto import tqdm
+from robustreach.progress import progress_bar
 
 StepFn = Callable[[Float[Array, " hidden"], Float[Array, " input"]], Float[Array, " hidden"]]
 """A pure JAX step `F(h, u) -> h'`; an `eqx.Module` lets compilations be reused across weights."""
@@ -226,7 +226,7 @@ def _run_phase(chunk_fn, state: dict, *, max_iters: int, chunk: int, desc: str, 
     """
     n_total = state["active"].shape[0]
     size, done = n_total, 0
-    bar = tqdm(total=max_iters, desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(total=max_iters, desc=desc, disable=not progress, leave=False)
     while done < max_iters:
         active = np.asarray(state["active"])
         n_active = int(active.sum())

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from scipy.spatial import cKDTree
-from tqdm.auto import tqdm
+from robustreach.progress import progress_bar
 
 from robustreach.fixed_points.filtering import filter_fixed_points
 from robustreach.fixed_points.finder import find_fixed_points, sample_starts
@@ -174,7 +174,7 @@ def goal_sweep(
 
     tables: dict[str, list[pd.DataFrame]] = {name: [] for name in ("points", "spectra", "conditions", "neighbours")}
     h_all, u_all, sv_all, hold_all = [], [], [], []
-    for replicate, rep_key in tqdm(list(enumerate(jax.random.split(key, n_rep))), desc="goal sweep: replicates",
+    for replicate, rep_key in progress_bar(list(enumerate(jax.random.split(key, n_rep))), desc="goal sweep: replicates",
                                    disable=not progress):
         single = select_replicate(model, replicate) if model.controller.readout.weight.ndim == 3 else model
         step = single.controller.step

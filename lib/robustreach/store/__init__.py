@@ -3,7 +3,7 @@
 See `ResultsStore` for the API and `robustreach.store.query` for the `where` language.
 """
 
-from robustreach.store.errors import AmbiguousQueryError, DuplicateRecordError, IndexCorruptError, NoMatchError
+from robustreach.store.errors import AmbiguousQueryError, DuplicateRecordError, IndexCorruptError, NoIndexError, NoMatchError
 from robustreach.store.evaluations import evaluation_hash
 from robustreach.store.maintenance import GcReport
 from robustreach.store.query import OneOf, Range
@@ -14,6 +14,7 @@ __all__ = [
     "DuplicateRecordError",
     "GcReport",
     "IndexCorruptError",
+    "NoIndexError",
     "NoMatchError",
     "OneOf",
     "Range",

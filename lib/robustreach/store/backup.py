@@ -1,8 +1,9 @@
 """CSV backup of the index (exact round trip) and YAML export for Quarto listing pages.
 
 One CSV per table, one row per record, one column per dotted field (`hyperparameters.train.lr`),
-and every cell JSON-encoded: `1` and `1.0`, `true`, `null`, `"text"`, `[1, 2]` and `NaN` all come
-back with their types, and an empty cell means the record lacks the field. A dict is split
+and every cell JSON-encoded: `1` and `1.0`, `true`, `null`, `"text"` and `[1, 2]` all come
+back with their types (a NaN from an older index is written as `null`, as in the index
+itself), and an empty cell means the record lacks the field. A dict is split
 into columns only when its keys are plain names (non-empty, no dots); otherwise it is one JSON
 cell, so that splitting columns on dots is always unambiguous. `_doc_id` keeps TinyDB's ids.
 """
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from robustreach.store.files import dumps_strict
 from robustreach.store.query import flatten_record
 
 __all__ = ["DOC_ID", "CsvRowCache", "csv_to_table", "table_to_csv", "table_to_yaml"]
@@ -47,14 +49,14 @@ def _cell(value: Any) -> str:
     if kind is str:
         return _ENCODE_STR(value)
     if kind is float:
-        return repr(value) if math.isfinite(value) else json.dumps(value)
+        return repr(value) if math.isfinite(value) else "null"  # strict JSON, as in the index
     if kind is int:
         return str(value)
     if value is None:
         return "null"
     if kind is bool:
         return "true" if value else "false"
-    return json.dumps(value, ensure_ascii=False)
+    return dumps_strict(value, ensure_ascii=False)
 
 
 def _row(doc: Mapping[str, Any]) -> dict[str, str]:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AmbiguousQueryError", "DuplicateRecordError", "IndexCorruptError", "NoMatchError"]
+__all__ = ["AmbiguousQueryError", "DuplicateRecordError", "IndexCorruptError", "NoIndexError", "NoMatchError"]
 
 
 class IndexCorruptError(RuntimeError):
     """`index.json` cannot be read as an index; it is left untouched for inspection."""
+
+
+class NoIndexError(FileNotFoundError):
+    """There is no `index.json` where a command expected to read one."""
 
 
 class NoMatchError(KeyError):

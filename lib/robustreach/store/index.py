@@ -6,7 +6,10 @@ A record is a JSON object with at least
   bring their own hash, such as notebook runs);
 - `created` (UTC ISO time), `provenance` (see `robustreach.provenance`), `status`
   (default "complete");
-- `files`: name -> path relative to `results/` of each file the record owns.
+- `files`: name -> path relative to `results/` of each file the record owns (checked to stay
+  inside `results/`, also when restored from the CSV backup).
+
+Records are strict JSON: a NaN or infinity passed in is stored as `null`.
 
 Every write holds the index lock, writes `index.json` atomically and refreshes
 `db-csv/<table>.csv` before releasing the lock, so the CSV backup is never behind a returned
@@ -26,8 +29,8 @@ from tinydb.table import Document, Table
 from robustreach.hashing import jsonable, params_hash
 from robustreach.provenance import provenance, utc_now
 from robustreach.store.backup import DOC_ID, CsvRowCache, csv_to_table, table_to_csv, table_to_yaml
-from robustreach.store.errors import AmbiguousQueryError, DuplicateRecordError, NoMatchError
-from robustreach.store.files import atomic_write, check_relative
+from robustreach.store.errors import AmbiguousQueryError, DuplicateRecordError, NoIndexError, NoMatchError
+from robustreach.store.files import atomic_write, check_inside, check_relative, finite_or_null
 from robustreach.store.query import (
     BOOKKEEPING,
     Where,
@@ -95,6 +98,16 @@ class ResultsIndex:
     def csv_dir(self) -> Path:
         return self.root / "db-csv"
 
+    def require_index(self) -> None:
+        """Raise `NoIndexError` unless `index.json` exists (for commands that only read)."""
+        if not self.index_path.exists():
+            self._index.read_data()  # a lost index beside its CSV backup raises its own error
+            where = "no results folder" if not self.root.is_dir() else "no index"
+            raise NoIndexError(
+                f"{where} at {self.index_path}: run from the project folder or pass --results "
+                f"(`robustreach db rebuild --results {self.root}` makes an index from the files under it)"
+            )
+
     # -- tables -----------------------------------------------------------------------------
     def tables(self) -> list[str]:
         """Tables present in the index, plus the standard ones."""
@@ -116,7 +129,7 @@ class ResultsIndex:
         for key in record:
             if not isinstance(key, str) or not key or "." in key or key == DOC_ID:
                 raise ValueError(f"record field {key!r} (table {table!r}): fields must be non-empty names without dots")
-        rec = jsonable(record)
+        rec = finite_or_null(jsonable(record))
         hp = rec.get("hyperparameters")
         if hp is not None and not isinstance(hp, dict):
             raise TypeError(f"record 'hyperparameters' (table {table!r}) must be a dict, got {type(hp).__name__}")
@@ -313,14 +326,21 @@ class ResultsIndex:
     def restore(self) -> dict[str, int]:
         """Rebuild `index.json` from `db-csv/*.csv`; returns the record count per table.
 
-        An existing index (damaged or not) is kept as `index.json.bak-<UTC time>` first.
+        An existing index (damaged or not) is kept as `index.json.bak-<UTC time>` first. Every
+        file path in the backup must lie inside `results/`; otherwise nothing is restored.
         """
         csvs = sorted(self.csv_dir.glob("*.csv"))
         if not csvs:
             raise FileNotFoundError(f"no CSV backup to restore from: {self.csv_dir} holds no <table>.csv")
         data = {path.stem: csv_to_table(path) for path in csvs}  # parse all before touching anything
-        for name in data:
+        for name, docs in data.items():
             self._check_table(name, creating=True)
+            for doc_id, doc in docs.items():
+                files = doc.get("files") or {}
+                if not isinstance(files, dict):
+                    raise ValueError(f"{self.csv_dir / (name + '.csv')}, record {doc_id}: 'files' is not a mapping")
+                for key, path in files.items():
+                    check_inside(self.root, path, f"{self.csv_dir / (name + '.csv')}, record {doc_id}, file {key!r}")
         with self._index.locked():
             if self.index_path.exists():
                 stamp = utc_now().replace(":", "").replace("+0000", "Z")

@@ -5,7 +5,8 @@ half a file and concurrent processes overwrite each other. Here:
 
 - `AtomicJSONStorage` writes a temporary file, fsyncs it and renames it over `index.json`, so
   readers always see a whole index; a file that does not parse raises `IndexCorruptError`
-  instead of being overwritten.
+  instead of being overwritten. It writes strict JSON (NaN as null, see `store.files`) and
+  reads older indexes holding `NaN` tokens.
 - `IndexFile` opens TinyDB for one operation at a time: writes hold a `filelock.FileLock` for
   the whole read-modify-write (open, op, close), so separate processes interleave safely;
   reads take no lock, since a rename is atomic.
@@ -27,7 +28,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from robustreach.store.errors import IndexCorruptError
-from robustreach.store.files import atomic_write
+from robustreach.store.files import atomic_write, dumps_strict
 
 __all__ = ["AtomicJSONStorage", "IndexFile", "parse_index"]
 
@@ -68,8 +69,8 @@ def _check_backup_orphaned(path: Path) -> None:
             header, first_row = handle.readline(), handle.readline()
             if header and first_row:
                 raise IndexCorruptError(
-                    f"index {path} is missing but {csv_path} holds records; {_restore_hint(path)} "
-                    f"(or delete {backup} to start an empty index)"
+                    f"index {path} is missing but {csv_path} holds records; {_restore_hint(path)}; then "
+                    f"`robustreach db rebuild --results {path.parent}` adds records for model files the backup lacks"
                 )
 
 
@@ -121,7 +122,7 @@ class AtomicJSONStorage(Storage):
             raise RuntimeError("internal error: write through a read-only opening of the index")
         # Encode record by record: the same JSON texts then tell the CSV backup which records changed.
         self.doc_json = {
-            table: {doc_id: json.dumps(doc, ensure_ascii=False) for doc_id, doc in docs.items()}
+            table: {doc_id: dumps_strict(doc, ensure_ascii=False) for doc_id, doc in docs.items()}
             for table, docs in data.items()
         }
         tables = (

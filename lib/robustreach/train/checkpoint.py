@@ -1,7 +1,8 @@
 """Checkpoints: the whole training state in one file, written atomically.
 
 A checkpoint holds parameters, optimiser state, history and snapshots as one pytree, so a
-run restarted from it continues exactly (batch keys depend only on the batch index).
+run restarted from it continues exactly (batch keys depend only on the batch index). Where
+checkpoints live and how they are named: `robustreach.store.training`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import equinox as eqx
 from jaxtyping import PyTree
+
+from robustreach.store.training import set_aside
 
 
 def save_checkpoint(path: Path, state: PyTree) -> None:
@@ -32,3 +35,16 @@ def save_checkpoint(path: Path, state: PyTree) -> None:
 def load_checkpoint(path: Path, like: PyTree) -> PyTree:
     """Read a checkpoint into a pytree shaped like `like`."""
     return eqx.tree_deserialise_leaves(path, like)
+
+
+def resume_checkpoint(path: Path, like: PyTree) -> PyTree | None:
+    """The state saved at `path`, or None when there is none or it cannot be read into `like`
+    (truncated, corrupted, or of another structure): such a file is set aside beside itself
+    (`<name>.bad-<time>`, with a warning naming it) so that training starts over."""
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(path, like)
+    except Exception as error:  # noqa: BLE001 - any unreadable checkpoint means: start over
+        set_aside(path, f"unreadable checkpoint ({type(error).__name__}: {error})")
+        return None

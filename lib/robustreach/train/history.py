@@ -8,6 +8,7 @@ is saved beside a model and read by the plots (`loss/<term>` of shape
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,10 @@ def best_batches(validation: np.ndarray, snapshots: np.ndarray) -> np.ndarray:
 
 def excluded_replicates(measure: np.ndarray, k: float) -> np.ndarray:
     """Replicates whose measure exceeds `best + k * std` over replicates (per condition, last axis)."""
-    best = np.nanmin(measure, axis=-1, keepdims=True)
-    spread = np.nanstd(measure, axis=-1, keepdims=True)
+    with warnings.catch_warnings():  # all-NaN rows (a diverged run) are all excluded, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        best = np.nanmin(measure, axis=-1, keepdims=True)
+        spread = np.nanstd(measure, axis=-1, keepdims=True)
     return ~(measure <= best + k * spread)
 
 

@@ -22,18 +22,44 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
-from tqdm.auto import tqdm
+from robustreach.progress import progress_bar
 
 from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.model import ReachingModel, build_ensemble
 from robustreach.provenance import provenance
-from robustreach.train.checkpoint import load_checkpoint, save_checkpoint
+from robustreach.train.checkpoint import resume_checkpoint, save_checkpoint
 from robustreach.train.conditions import ConditionArrays, stack_conditions
 from robustreach.train.history import best_batches, condition_history, empty_history
 from robustreach.train.schedules import snapshot_batches, validation_batches
 from robustreach.train.step import METRIC_NAMES, StepFunction, ensemble_step, make_optimizer, make_validation
 
 logger = logging.getLogger(__name__)
+
+
+DIVERGENCE_GROWTH = 100.0
+"""A validation loss above this multiple of the initial parameters' one (or not finite) is divergence."""
+
+
+def divergence(
+    finite: np.ndarray, validation: np.ndarray | None, initial_validation: np.ndarray, batch: int
+) -> dict[str, Any] | None:
+    """`{"batch", "condition", "replicate", "reason"}` if training diverged at `batch`, else None.
+
+    Diverged: a non-finite loss or parameters (`finite`, per condition and replicate), or a
+    validation loss at `batch` (None when not computed there) that is not finite or exceeds
+    `DIVERGENCE_GROWTH` times the validation loss of that replicate's initial parameters.
+    """
+    bad = ~np.asarray(finite).astype(bool)
+    reason = "non-finite loss or parameters"
+    if not bad.any():
+        if validation is None:
+            return None
+        bad = ~(validation <= DIVERGENCE_GROWTH * initial_validation)  # also catches NaN and infinities
+        reason = f"validation loss above {DIVERGENCE_GROWTH:g} times that of the initial parameters"
+        if not bad.any():
+            return None
+    c, r = (int(i[0]) for i in np.nonzero(bad))
+    return {"batch": int(batch), "condition": c, "replicate": r, "reason": reason}
 
 
 @dataclass
@@ -50,7 +76,7 @@ class TrainedCondition:
 class TrainingResult:
     conditions: list[TrainedCondition]
     n_batches_run: int
-    diverged: dict[str, int] | None = None  # {"batch", "condition", "replicate"} of the first NaN/Inf
+    diverged: dict[str, Any] | None = None  # see `divergence`
     compilations: dict[str, int] = field(default_factory=dict)
 
 
@@ -143,17 +169,19 @@ def train_conditions(
         "next_batch": np.zeros((), np.int32),
     }
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-    if checkpoint_path and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, state)
+    resumed = resume_checkpoint(checkpoint_path, state) if checkpoint_path else None
+    if resumed is not None:
+        state = resumed
         logger.info("resuming from %s at batch %d", checkpoint_path, int(state["next_batch"]))
     state["history"] = {k: np.array(v) for k, v in state["history"].items()}
     state["snapshots"] = jax.tree_util.tree_map(np.array, state["snapshots"])
 
     _log_provenance()
+    initial_validation = np.asarray(validate(setup.params, condition_arrays, validation_key))  # the divergence baseline
     replicate_ids = setup.replicate_ids
     diverged = None
     start = int(state["next_batch"])
-    bar = tqdm(range(start, train.n_batches), desc="training", initial=start, total=train.n_batches, disable=not progress)
+    bar = progress_bar(range(start, train.n_batches), desc="training", initial=start, total=train.n_batches, disable=not progress)
     batch = start - 1
     try:
         for batch in bar:
@@ -161,22 +189,26 @@ def train_conditions(
                 state["params"], state["opt_state"], condition_arrays, jnp.int32(batch), train_key, replicate_ids
             )
             metrics = jax.device_get(metrics)
+            finite = bool(np.all(metrics["finite"]))
+            validation = np.asarray(validate(params, condition_arrays, validation_key)) if finite and batch in validate_at else None
+            # Commit the batch. Its history rows and snapshot go first: an interrupt before the
+            # state update leaves next_batch = batch, and the resumed run rewrites them with the
+            # same values. params, opt_state and next_batch change in one dict.update call, so a
+            # Ctrl-C (checked between bytecodes) sees the batch done or not done, never half.
             for name in METRIC_NAMES:
                 state["history"][name][batch] = metrics[name]
-            state["params"], state["opt_state"] = params, opt_state
-            state["next_batch"] = np.asarray(batch + 1, np.int32)
-            if not np.all(metrics["finite"]):
-                c, r = (int(i[0]) for i in np.nonzero(~metrics["finite"].astype(bool)))
-                diverged = {"batch": batch, "condition": c, "replicate": r}
-                logger.error("non-finite loss or parameters at batch %d (condition %d, replicate %d): "
-                             "training stopped, last finite parameters kept", batch, c, r)
-                break
-            if batch in validate_at:
-                state["history"]["validation"][batch] = np.asarray(validate(params, condition_arrays, validation_key))
-            if batch in snapshot_slot:
+            if validation is not None:
+                state["history"]["validation"][batch] = validation
+            if finite and batch in snapshot_slot:
                 host_params = jax.device_get(params)
                 for leaf, snapshot in zip(jax.tree_util.tree_leaves(host_params), jax.tree_util.tree_leaves(state["snapshots"])):
                     snapshot[snapshot_slot[batch]] = leaf
+            state.update(params=params, opt_state=opt_state, next_batch=np.asarray(batch + 1, np.int32))
+            diverged = divergence(metrics["finite"], validation, initial_validation, batch)
+            if diverged is not None:
+                logger.error("training diverged at batch %d (condition %d, replicate %d): %s; training stopped, "
+                             "last finite parameters kept", batch, diverged["condition"], diverged["replicate"], diverged["reason"])
+                break
             if checkpoint_path and train.checkpoint_every and (batch + 1) % train.checkpoint_every == 0:
                 save_checkpoint(checkpoint_path, state)
             bar.set_postfix(loss=f"{float(np.mean(metrics['total'])):.4g}")
