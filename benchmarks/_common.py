@@ -44,10 +44,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
 
 
-def write_summary(name: str, summary: dict[str, Any]) -> Path:
-    """Write `benchmarks/<name>.json` (or `<name>-<backend>.json` off the CPU)."""
+def summary_path(name: str) -> Path:
+    """`benchmarks/<name>.json` (or `<name>-<backend>.json` off the CPU)."""
     backend = jax.default_backend()
-    path = Path(__file__).with_name(f"{name}.json" if backend == "cpu" else f"{name}-{backend}.json")
+    return Path(__file__).with_name(f"{name}.json" if backend == "cpu" else f"{name}-{backend}.json")
+
+
+def write_summary(name: str, summary: dict[str, Any]) -> Path:
+    """Write the summary to `summary_path(name)`."""
+    path = summary_path(name)
     path.write_text(json.dumps({"machine": machine(), **summary}, indent=2))
     print(f"\nwrote {path}")
     return path

@@ -11,9 +11,13 @@ fresh results directory, and splits each run's wall time using papermill's own t
 - imports: cells that only import modules (paid again by every run's fresh kernel);
 - compute: the other cells, the notebook's own work.
 
-Prints a table and writes `benchmarks/batch.json`.
+Prints a table and writes `benchmarks/batch.json`. By default the compilation cache is off.
+With `--compile-cache`, the batch runs twice into fresh results directories: cold (an empty
+`jax-cache/`) and warm (the cache the cold pass filled, nothing else kept, so models train
+again); per run, the time that the warm cache saves, over the cold time, is the share of the
+run spent compiling (loading an entry costs a little, so that share is a lower bound).
 
-    python benchmarks/batch.py [--params FILE] [--repeats N]
+    python benchmarks/batch.py [--params FILE] [--repeats N] [--compile-cache]
 
 With `--incremental PROJECT`, measures instead what a second `robustreach run demo` costs
 when little or nothing changed, in PROJECT (a copy of the project; the demo is run there
@@ -48,6 +52,7 @@ from pathlib import Path
 import nbformat
 from robustreach import __version__
 from robustreach.batch import ensure_kernel, execute_run, plan_runs
+from robustreach.compile_cache import ENV_VAR
 from robustreach.paramfiles import load_paramfile
 from tqdm import tqdm
 
@@ -86,12 +91,53 @@ def split_times(executed: Path, wall: float) -> dict[str, float]:
     }
 
 
+def execute_all(specs, repeats: int, desc: str) -> list[dict]:
+    rows = []
+    for spec in tqdm([s for s in specs for _ in range(repeats)], desc=desc, unit="run"):
+        start = time.perf_counter()
+        result = execute_run(spec)
+        wall = time.perf_counter() - start
+        if result["status"] != "ok":
+            raise SystemExit(f"run {spec.hash[:12]} of {spec.notebook} failed: {result['error']}")
+        times = split_times(Path(spec.results) / result["files"]["notebook"], wall)
+        rows.append({"notebook": spec.notebook, "run": spec.hash[:12], **times})
+    return rows
+
+
+def cold_and_warm(pf) -> list[dict]:
+    """Every run with an empty compilation cache, then again (fresh results) with the filled one."""
+    with tempfile.TemporaryDirectory(prefix="robustreach-bench-") as tmp:
+        cold_dir, warm_dir, cache = Path(tmp) / "cold", Path(tmp) / "warm", Path(tmp) / "jax-cache"
+        os.environ[ENV_VAR] = str(cache)
+        try:
+            cold = execute_all(plan_runs(pf, cold_dir), 1, "cold cache")
+            entries = sum(1 for _ in cache.iterdir())
+            warm = execute_all(plan_runs(pf, warm_dir), 1, "warm cache")
+        finally:
+            os.environ.pop(ENV_VAR, None)
+    rows = []
+    for c, w in zip(cold, warm):
+        rows.append({"notebook": c["notebook"], "run": c["run"], "cold_s": c["wall_s"], "warm_s": w["wall_s"],
+                     "cold_compute_s": c["compute_s"], "warm_compute_s": w["compute_s"],
+                     "compile_share": max(c["wall_s"] - w["wall_s"], 0.0) / c["wall_s"]})
+    header = f"{'notebook':<38} {'run':<12} {'cold s':>7} {'warm s':>7} {'compiling':>9}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['notebook']:<38} {r['run']:<12} {r['cold_s']:>7.2f} {r['warm_s']:>7.2f} {r['compile_share']:>9.0%}")
+    cold_total, warm_total = sum(r["cold_s"] for r in rows), sum(r["warm_s"] for r in rows)
+    print(f"\nbatch: cold {cold_total:.1f} s, warm {warm_total:.1f} s ({1 - warm_total / cold_total:.0%} of the cold "
+          f"time spent compiling); {entries} cache entries")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--params", type=Path, default=None, help="parameter file (default: params/demo.yml, else fixtures)"
     )
     parser.add_argument("--repeats", type=int, default=1, help="executions of each run")
+    parser.add_argument("--compile-cache", action="store_true", help="cold vs warm compilation cache, side by side")
     parser.add_argument(
         "--incremental", type=Path, default=None, metavar="PROJECT", help="measure reruns of the demo in PROJECT"
     )
@@ -101,17 +147,16 @@ def main() -> None:
     params = args.params or (DEMO if DEMO.exists() else FIXTURE)
     pf = load_paramfile(params, root=ROOT)
     ensure_kernel()
-    rows = []
+    if args.compile_cache:
+        rows = cold_and_warm(pf)
+        out = Path(__file__).with_name("batch-cache.json")
+        out.write_text(json.dumps({"benchmark": "batch, cold vs warm compilation cache", "params": str(params.relative_to(ROOT)),
+                                   "robustreach": __version__, "machine": platform.platform(), "runs": rows}, indent=2) + "\n")
+        print(f"wrote {out}")
+        return
+    os.environ[ENV_VAR] = "off"  # overhead without the cache (see --compile-cache)
     with tempfile.TemporaryDirectory(prefix="robustreach-bench-") as tmp:
-        specs = plan_runs(pf, tmp)
-        for spec in tqdm([s for s in specs for _ in range(args.repeats)], desc="runs", unit="run"):
-            start = time.perf_counter()
-            result = execute_run(spec)
-            wall = time.perf_counter() - start
-            if result["status"] != "ok":
-                raise SystemExit(f"run {spec.hash[:12]} of {spec.notebook} failed: {result['error']}")
-            times = split_times(Path(tmp) / result["files"]["notebook"], wall)
-            rows.append({"notebook": spec.notebook, "run": spec.hash[:12], **times})
+        rows = execute_all(plan_runs(pf, tmp), args.repeats, "runs")
 
     header = (
         f"{'notebook':<38} {'run':<12} {'wall s':>7} {'ours s':>7} {'kernel+pm s':>11} {'imports s':>9} "

@@ -26,7 +26,7 @@ from robustreach.controller import Controller
 from robustreach.plant import PointMass
 from robustreach.trials import Trials
 
-_FEEDBACK_COLUMNS = {"pos": (0, 1), "vel": (2, 3)}
+_FEEDBACK_SLICES = {"pos": slice(0, 2), "vel": slice(2, 4)}
 
 
 class Trajectory(eqx.Module):
@@ -64,9 +64,13 @@ class ReachingModel(eqx.Module):
         target_vel: Float[Array, 2],
         feedback: Float[Array, 4],
     ) -> Float[Array, " n_inputs"]:
-        """Input vector in the fixed order: context, target pos, target vel, fed-back variables."""
-        columns = [i for variable in self.feedback_variables for i in _FEEDBACK_COLUMNS[variable]]
-        return jnp.concatenate([context, target_pos, target_vel, feedback[jnp.array(columns)]])
+        """Input vector in the fixed order: context, target pos, target vel, fed-back variables.
+
+        Static slices rather than an index array: inside the rollout's scan an index array is a
+        gather, whose gradient is a scatter-add in every backward step.
+        """
+        fed_back = [feedback[..., _FEEDBACK_SLICES[variable]] for variable in self.feedback_variables]
+        return jnp.concatenate([context, target_pos, target_vel, *fed_back])
 
     def rollout(self, trial: Trials, key: PRNGKeyArray) -> Trajectory:
         """One trial (unbatched `trial`), compiled as a single `lax.scan`."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from robustreach.batch.estimate import BatchEstimate, format_duration
 from robustreach.batch.execute import ensure_kernel
 from robustreach.batch.executors import ExecutorName, SlurmOptions, run_specs
 from robustreach.batch.progress import watch_runs
@@ -98,11 +99,13 @@ def run_batch(
     kernel_name: str = "python3",
     execution_timeout: int | None = None,
     progress: bool = True,
+    estimate: BatchEstimate | None = None,
 ) -> BatchSummary:
     """Execute every (notebook, parameter set) of `paramfile` that is not up to date.
 
     The parameter file is validated completely before anything runs (`ParamFileError`).
-    Returns a `BatchSummary`; its `exit_code` is non-zero when a run failed.
+    Returns a `BatchSummary`; its `exit_code` is non-zero when a run failed. With an
+    `estimate` (`estimate_batch`), the progress bar shows the estimated training time left.
     """
     pf = load_paramfile(paramfile, root=root)
     results = Path(results).resolve()
@@ -115,6 +118,16 @@ def run_batch(
     # An estimate: notebooks that read the index are planned again when their turn comes.
     expected = len(plan) - (0 if force else len(up_to_date(store, plan)))
     bar = tqdm(total=expected, desc=f"{pf.path.stem} runs", unit="run", disable=not progress or not expected)
+    finished: set[str] = set()
+
+    def show_status() -> None:
+        # The postfix belongs to `watch_runs` (each running run's progress): status goes first.
+        status = [f"{len(summary.failed)} failed"] if finished else []
+        if estimate is not None:
+            status.append(f"training left ~{format_duration(estimate.remaining_s(finished))} (estimated)")
+        bar.set_description(f"{pf.path.stem} runs" + (f" ({', '.join(status)})" if status else ""), refresh=False)
+
+    show_status()
     try:
         # Notebooks run in the order the file lists them: every run of one notebook finishes
         # before the next notebook's are planned and started, so analyses find the models
@@ -131,7 +144,8 @@ def run_batch(
                 for spec, result in run_specs(todo, executor=executor, jobs=jobs, scheduler=scheduler, slurm=slurm):
                     record = store.upsert(TABLE, _record(spec, result), key="hash")
                     (summary.ok if record["status"] == "ok" else summary.failed).append(record)
-                    bar.set_description(f"{pf.path.stem} runs ({len(summary.failed)} failed)", refresh=False)
+                    finished.add(spec.hash)
+                    show_status()
                     bar.update()
         bar.total = bar.n  # the estimate counted index-reading runs that proved up to date
     finally:

@@ -51,12 +51,24 @@ def _batch(
     partition: str | None,
     time: int,
     gpus: int,
+    plan: bool = False,
+    estimate: bool = False,
 ) -> int:
-    """Run the batch and print its summary; returns the exit code (2: invalid parameter file)."""
+    """Run the batch and print its summary; returns the exit code (2: invalid parameter file).
+
+    `plan`: print the estimated training time of every run and of the file, and stop;
+    `estimate`: print it, then run, showing the time left in the progress bar.
+    """
     from robustreach.batch import SlurmOptions, run_batch
+    from robustreach.batch.estimate import estimate_batch
 
     slurm = SlurmOptions(partition=partition, time_min=time, gpus=gpus)
     try:
+        timing = estimate_batch(paramfile, results=results, force=force) if plan or estimate else None
+        if timing is not None:
+            typer.echo(timing.report())
+        if plan:
+            return 0
         summary = run_batch(
             paramfile,
             results=results,
@@ -65,6 +77,7 @@ def _batch(
             force=force,
             scheduler=scheduler,
             slurm=slurm,
+            estimate=timing,
         )
     except ParamFileError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
@@ -136,6 +149,14 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--allow-failures", help="Exit 0 even when runs failed (e.g. as a Quarto pre-render step)."),
         ] = False,
+        plan: Annotated[
+            bool,
+            typer.Option("--plan", help="Calibrate a few batches of each training group, print the estimated "
+                         "time of every run and of the file, and stop (records nothing)."),
+        ] = False,
+        estimate: Annotated[
+            bool, typer.Option("--estimate", help="Like --plan, then run, with the estimated time left in the progress bar.")
+        ] = False,
         dry_run: Annotated[
             bool,
             typer.Option("--dry-run", help="List the parameter sets, models (hashes, trained?) and runs; run nothing."),
@@ -148,7 +169,7 @@ def register(app: typer.Typer) -> None:
         """
         if dry_run:
             raise typer.Exit(_dry_run(paramfile, results))
-        code = _batch(paramfile, results, force, jobs, executor, scheduler, partition, time, gpus)
+        code = _batch(paramfile, results, force, jobs, executor, scheduler, partition, time, gpus, plan, estimate)
         raise typer.Exit(0 if code == 1 and allow_failures else code)
 
     @app.command("run")

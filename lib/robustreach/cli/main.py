@@ -5,12 +5,14 @@ through a `register(app)` function, so that this file stays a list.
 """
 
 import logging
+import os
 from typing import Annotated
 
 import typer
 
 from robustreach import __version__
 from robustreach.cli import batch, db, train
+from robustreach.compile_cache import ENV_VAR
 
 app = typer.Typer(
     name="robustreach",
@@ -32,8 +34,14 @@ def _main(
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
     ] = False,
+    no_compile_cache: Annotated[
+        bool,
+        typer.Option("--no-compile-cache", help="Compile everything afresh (no JAX cache under RESULTS/jax-cache)."),
+    ] = False,
 ) -> None:
     """robustreach command line."""
+    if no_compile_cache:  # read by every library call and passed on to notebook kernels
+        os.environ[ENV_VAR] = "off"
     # The library logs through `logging` (versions and device at the start of training,
     # resumes, divergence); show those messages on the terminal.
     handler = logging.StreamHandler()

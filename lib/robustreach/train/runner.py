@@ -24,6 +24,7 @@ from typing import Any
 
 from filelock import Timeout
 
+from robustreach.compile_cache import enable_compile_cache
 from robustreach.config import ConfigError, Hyperparameters
 from robustreach.hashing import params_hash
 from robustreach.store.training import checkpoint_file, training_lock
@@ -128,7 +129,8 @@ def train_parameter_sets(
     A set counts as trained only while its model file is there and intact (otherwise it is
     trained again, with a note saying why). A set whose newest record diverged is reported
     as failed, not retrained, unless `force`. One process trains a set at a time: a second
-    waits for the first (per-set lock) and then uses its record.
+    waits for the first (per-set lock) and then uses its record. Compiled steps go to (and
+    come from) the compilation cache of the store's results folder.
     """
     hps = [
         hp
@@ -139,6 +141,7 @@ def train_parameter_sets(
     for hp in hps:
         unique.setdefault(params_hash(hp.to_dict()), hp)
     summary = TrainingSummary()
+    enable_compile_cache(store.root)
     to_train = [hp for hp in unique.values() if force or not _settled(store, hp, summary, notes=summary.notes)]
     for group in group_conditions(to_train):
         members = [to_train[i] for i in group]
