@@ -48,6 +48,7 @@ __all__ = [
     "ReplicateSelection",
     "SECTIONS",
     "SweepOptions",
+    "check_options",
     "resolve",
     "resolve_parameters",
     "schema_field",
@@ -288,6 +289,23 @@ PART_DEFAULTS: dict[str, dict[str, Any]] = {
         "fixed_points": {"contexts": [-1.0, 0.0, 1.0, 2.0]},
     },
 }
+
+
+def check_options(options_type: type[_Options], params: Mapping[str, Any] | _Options | None, name: str) -> dict[str, Any]:
+    """One analysis's options as plain values, defaults filled in, checked before any work;
+    errors name each key as `<name>.<key>` (e.g. `fixed_points.n_grid`) and list the known keys."""
+    if isinstance(params, options_type):
+        return params.model_dump()
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(options_type.model_fields))
+    if unknown:
+        raise ValueError(f"{name}.{unknown[0]}: unknown key; known: {', '.join(options_type.model_fields)}")
+    try:
+        return options_type.model_validate(params).model_dump()
+    except ValidationError as error:
+        problems = [f"{name}.{loc or '(options)'}: {message} (got {value!r})"
+                    for loc, message, value in validation_messages(error)]
+        raise ValueError("; ".join(problems)) from None
 
 
 class ParametersError(ValueError):

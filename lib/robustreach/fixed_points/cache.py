@@ -21,10 +21,8 @@ import jax
 import numpy as np
 import pandas as pd
 
-from pydantic import ValidationError
-
 from robustreach.fixed_points.sweep import GoalSweep, goal_sweep
-from robustreach.options import SweepOptions, validation_messages
+from robustreach.options import SweepOptions, check_options
 
 # `goal_sweep`'s arguments a notebook may set (plus the PRNG seed), with their defaults: those
 # of `options.SweepOptions`, the one place they are defined.
@@ -42,18 +40,7 @@ def sweep_options(params: Mapping[str, Any] | SweepOptions | None) -> dict[str, 
     of equal-length lists, for several context inputs), or None for models without a context
     input. Errors name the key as `fixed_points.<key>`.
     """
-    if isinstance(params, SweepOptions):
-        return params.model_dump()
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(SWEEP_DEFAULTS))
-    if unknown:
-        raise ValueError(f"fixed_points.{unknown[0]}: unknown key; known: {', '.join(SWEEP_DEFAULTS)}")
-    try:
-        return SweepOptions.model_validate(params).model_dump()
-    except ValidationError as error:
-        problems = [f"fixed_points.{loc or '(options)'}: {message} (got {value!r})"
-                    for loc, message, value in validation_messages(error)]
-        raise ValueError("; ".join(problems)) from None
+    return check_options(SweepOptions, params, "fixed_points")
 
 
 def frame_to_arrays(frame: pd.DataFrame) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
 from robustreach.fixed_points.bifurcations import branch_eigenvalues, locate_bifurcations
 from robustreach.fixed_points.cache import cache_key as sweep_cache_key
@@ -36,7 +35,7 @@ from robustreach.fixed_points.continuation import Branches, continue_branches, p
 from robustreach.fixed_points.summaries import centre_goal
 from robustreach.fixed_points.sweep import GoalSweep, n_context_inputs, steady_state_inputs
 from robustreach.model import ReachingModel, replicate_count, select_replicate
-from robustreach.options import ContinuationOptions, validation_messages
+from robustreach.options import ContinuationOptions, check_options
 
 CONTINUATION_DEFAULTS: dict[str, Any] = ContinuationOptions().model_dump()
 """`hold_branches`' options a notebook may set: the goal line through the centre ("x": the
@@ -73,18 +72,7 @@ class HoldBranches(NamedTuple):
 def continuation_options(params: Mapping[str, Any] | ContinuationOptions | None) -> dict[str, Any]:
     """The continuation parameters with defaults filled in (`options.ContinuationOptions`),
     checked before any work; errors name the key as `continuation.<key>`."""
-    if isinstance(params, ContinuationOptions):
-        return params.model_dump()
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(CONTINUATION_DEFAULTS))
-    if unknown:
-        raise ValueError(f"continuation.{unknown[0]}: unknown key; known: {', '.join(CONTINUATION_DEFAULTS)}")
-    try:
-        return ContinuationOptions.model_validate(params).model_dump()
-    except ValidationError as error:
-        problems = [f"continuation.{loc or '(options)'}: {message} (got {value!r})"
-                    for loc, message, value in validation_messages(error)]
-        raise ValueError("; ".join(problems)) from None
+    return check_options(ContinuationOptions, params, "continuation")
 
 
 def _single(model: ReachingModel, replicate: int) -> ReachingModel:
