@@ -128,3 +128,14 @@ def test_a_shortened_real_part_keeps_the_shape_of_its_schedule():
         assert [r / b.n_batches for r in b.opt_reset_batches] == [r / a.n_batches for r in a.opt_reset_batches] == [0.05, 0.5]
         assert long_run.hyperparameters.perturbation == short_run.hyperparameters.perturbation
         assert (b.pretrain_batches, b.ramp_batches, b.opt_reset_batches) == (200, 200, [100, 1000])
+
+
+def test_every_part_has_its_parameter_file_and_quarto_profile():
+    """`robustreach run PART` reads params/PART.yml; `quarto render --profile PART` needs
+    _quarto-PART.yml: each part the CLI accepts has both, and each file is valid."""
+    from robustreach.cli.batch import PARTS
+
+    root = Path(__file__).resolve().parents[1]
+    for part in PARTS:
+        assert (root / f"_quarto-{part}.yml").is_file(), part
+        assert load_paramfile(root / "params" / f"{part}.yml", root=root).notebooks

@@ -11,7 +11,7 @@ import typer
 
 from robustreach.paramfiles import ParamFileError
 
-PARTS = ("demo", "part1", "part2")
+PARTS = ("demo", "part1", "part2", "part1-short", "part2-short")  # each has params/PART.yml and _quarto-PART.yml
 
 
 class Executor(str, Enum):
