@@ -8,9 +8,9 @@ from batch_helpers import REPO
 from robustreach.batch.estimate import estimate_batch, format_duration
 from robustreach.batch.runs import plan_runs
 from robustreach.cli.main import app
-from robustreach.paramfiles import load_paramfile, notebook_defaults
+from robustreach.paramfiles import file_models, load_paramfile
 from robustreach.store import ResultsStore
-from robustreach.train.runner import hyperparameters_of, train_parameter_sets
+from robustreach.train.runner import train_parameter_sets
 from typer.testing import CliRunner
 
 # Two sets (curl, constant fields): two training groups of different shape, trained by the
@@ -56,9 +56,10 @@ def test_plan_estimates_every_run_and_records_nothing(project, monkeypatch):
     assert [run.hash for run in estimate.runs] == [spec.hash for spec in planned]
     trains = [run for run in estimate.runs if run.notebook.endswith("train.qmd")]
     analyses = [run for run in estimate.runs if run.notebook.endswith("behaviour.qmd")]
-    # The models a train run's kernel will train: its notebook's defaults under the set's values.
-    full = {spec.hash: {**notebook_defaults(project / spec.notebook), **spec.parameters} for spec in planned}
-    n_models = [len(hyperparameters_of(full[spec.hash])) for spec in planned if spec.notebook.endswith("train.qmd")]
+    # The models a train run's kernel will train (those `robustreach train` lists for its set;
+    # the behaviour run of the same set looks up the same ones).
+    models = file_models(load_paramfile(paramfile))
+    n_models = [sum(index in m.sets for m in models) for index in range(2)]  # sets: curl, then constant
     assert [run.n_models for run in trains] == n_models and all(n > 0 for n in n_models)
     assert all(run.training_s > 0 for run in trains)
     assert [run.n_models for run in analyses] == [0, 0]  # their models are paid by the train runs
@@ -68,8 +69,9 @@ def test_plan_estimates_every_run_and_records_nothing(project, monkeypatch):
     assert estimate.total_s == pytest.approx(sum(g.compile_s + 40 * g.s_per_batch for g in estimate.groups))
 
     # A model already in the index costs nothing: train the curl set's, then plan again.
-    curl_set = next(s for s in planned if s.notebook.endswith("train.qmd") and s.parameters["perturbation"]["type"] == "curl")
-    train_parameter_sets([full[curl_set.hash]], ResultsStore(results), progress=False)
+    curl_set = next(s for s in planned if s.notebook.endswith("train.qmd")
+                    and s.parameters["hyperparameters"]["perturbation"]["type"] == "curl")
+    train_parameter_sets([m.hyperparameters.to_dict() for m in models if 0 in m.sets], ResultsStore(results), progress=False)
     again = estimate_batch(paramfile, results=results, calibration_batches=2)
     by_hash = {run.hash: run for run in again.runs}
     assert by_hash[curl_set.hash].n_models == 0 and by_hash[curl_set.hash].training_s == 0

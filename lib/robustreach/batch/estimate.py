@@ -144,12 +144,13 @@ def estimate_batch(
     from robustreach.batch.runner import up_to_date
     from robustreach.batch.runs import plan_runs
     from robustreach.compile_cache import enable_compile_cache
-    from robustreach.experiment import check_notebook_parameters
+    from robustreach.experiment import check_notebook_parameters, expand_conditions, resolve_parameters
     from robustreach.hashing import params_hash
     from robustreach.paramfiles import load_paramfile
     from robustreach.store import ResultsStore
     from robustreach.train.conditions import group_conditions
-    from robustreach.train.runner import existing_model, hyperparameters_of
+    from robustreach.options import ANALYSES
+    from robustreach.train.runner import existing_model
 
     pf = load_paramfile(paramfile, root=root)
     results = Path(results).resolve()
@@ -169,9 +170,12 @@ def estimate_batch(
             estimate.runs.append(RunEstimate(spec.notebook, spec.hash, 0.0, 0, up_to_date=True))
             continue
         missing: dict[str, Hyperparameters] = {}
-        parameters = {**defaults[spec.notebook], **spec.parameters}  # what the kernel will hold
-        if any(name in parameters for name in Hyperparameters.model_fields):
-            for hp in hyperparameters_of(parameters, source=f"{pf.path}: {spec.notebook}"):
+        values = {**defaults[spec.notebook], **spec.parameters}  # what the kernel will hold
+        if "hyperparameters" in values:  # the notebook trains or loads models: resolve as it does
+            analyses = {name: values[name] for name in ANALYSES if name in values}
+            resolved = resolve_parameters(values.get("part"), values["hyperparameters"], values.get("conditions"),
+                                          **analyses)
+            for hp in expand_conditions(resolved, resolved["conditions"]):
                 key = params_hash(hp.to_dict())
                 if key not in paid and existing_model(store, hp) is None:
                     missing.setdefault(key, hp)
