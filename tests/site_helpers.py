@@ -7,6 +7,16 @@ from browser import check_site_offline
 from robustreach.site import current_runs, page_path
 from robustreach.store import ResultsStore
 
+# The fixture notebooks' parameter file of the site tests: two ok runs of each notebook and
+# one that fails (its page shows the error).
+SITE_PARAMS = """
+notebooks: [notebooks/figure.qmd, notebooks/echo.qmd]
+grid:
+  cfg.n: [2, 4]
+sets:
+  - {cfg.n: 1, cfg.fail: true}
+"""
+
 
 def html_pages(site: Path) -> set[str]:
     """The run pages of a site, as `runs/<stem>/<hash>/<stem>` (either engine's layout)."""

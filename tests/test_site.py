@@ -12,6 +12,7 @@ import plotly
 import pytest
 import yaml
 from batch_helpers import REPO, batch, make_project
+from site_helpers import SITE_PARAMS as PARAMS
 from robustreach.batch.runs import RunSpec
 from robustreach.cli.main import app
 from robustreach.batch.progress import last_progress_line
@@ -33,13 +34,6 @@ from robustreach.site import (
 from robustreach.store import ResultsStore
 from typer.testing import CliRunner
 
-PARAMS = """
-notebooks: [notebooks/figure.qmd, notebooks/echo.qmd]
-grid:
-  cfg.n: [2, 4]
-sets:
-  - {cfg.n: 1, cfg.fail: true}
-"""
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data/plotly.min.js"
 
 

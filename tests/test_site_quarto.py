@@ -17,6 +17,7 @@ import pytest
 from batch_helpers import REPO, batch, make_project
 from browser import needs_chromium
 from robustreach.site import STATE, build_nbconvert_site, build_site, page_path
+from site_helpers import SITE_PARAMS as PARAMS
 from site_helpers import assert_offline, expected_pages, html_pages
 from robustreach.store import ResultsStore
 
@@ -26,13 +27,6 @@ pytestmark = [
     pytest.mark.skipif(QUARTO is None, reason="needs quarto on PATH (../shared/tools/quarto/install)"),
 ]
 
-PARAMS = """
-notebooks: [notebooks/figure.qmd, notebooks/echo.qmd]
-grid:
-  cfg.n: [2, 4]
-sets:
-  - {cfg.n: 1, cfg.fail: true}
-"""
 CONFIG = ["_quarto.yml", "_quarto-demo.yml", "index.qmd", "lib/robustreach/site_assets/quarto_step.py", ".gitignore"]
 TITLE = "robustreach: the quick demo"
 

@@ -68,19 +68,29 @@ def frame_from_arrays(arrays: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def result_to_arrays(result: Any, tables: Sequence[str], arrays: Sequence[str]) -> dict[str, Any]:
+    """A result's `tables` (DataFrames) and `arrays` as a plain tree of NumPy arrays (`.npz`)."""
+    return {**{name: frame_to_arrays(getattr(result, name)) for name in tables},
+            **{name: np.asarray(getattr(result, name)) for name in arrays}}
+
+
+def result_from_arrays(kind: type, stored: Mapping[str, Any], tables: Sequence[str], arrays: Sequence[str]) -> Any:
+    """Inverse of `result_to_arrays`: a `kind` built from the stored tree; missing names are an error."""
+    missing = sorted((set(tables) | set(arrays)) - set(stored))
+    if missing:
+        raise ValueError(f"not a stored {kind.__name__}: missing {missing}")
+    return kind(**{name: frame_from_arrays(stored[name]) for name in tables},
+                **{name: np.asarray(stored[name]) for name in arrays})
+
+
 def sweep_to_arrays(sweep: GoalSweep) -> dict[str, Any]:
     """A `GoalSweep` as a plain tree of NumPy arrays (see the module docstring)."""
-    return {**{name: frame_to_arrays(getattr(sweep, name)) for name in _TABLES},
-            **{name: np.asarray(getattr(sweep, name)) for name in _ARRAYS}}
+    return result_to_arrays(sweep, _TABLES, _ARRAYS)
 
 
 def sweep_from_arrays(arrays: Mapping[str, Any]) -> GoalSweep:
     """Inverse of `sweep_to_arrays`."""
-    missing = sorted(set(_TABLES + _ARRAYS) - set(arrays))
-    if missing:
-        raise ValueError(f"not a stored goal sweep: missing {missing}")
-    return GoalSweep(**{name: frame_from_arrays(arrays[name]) for name in _TABLES},
-                     **{name: np.asarray(arrays[name]) for name in _ARRAYS})
+    return result_from_arrays(GoalSweep, arrays, _TABLES, _ARRAYS)
 
 
 def cache_key(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from robustreach.fixed_points.bifurcations import branch_eigenvalues, locate_bifurcations
 from robustreach.fixed_points.cache import cache_key as sweep_cache_key
-from robustreach.fixed_points.cache import frame_from_arrays, frame_to_arrays
+from robustreach.fixed_points.cache import result_from_arrays, result_to_arrays
 from robustreach.fixed_points.continuation import Branches, continue_branches, points_at
 from robustreach.fixed_points.summaries import centre_goal
 from robustreach.fixed_points.sweep import GoalSweep, n_context_inputs, steady_state_inputs
@@ -234,17 +234,12 @@ def _branch_table(branches: Branches, spec, along, bif) -> pd.DataFrame:
 
 def to_arrays(result: HoldBranches) -> dict[str, Any]:
     """A plain tree of NumPy arrays (stored as `.npz` by the results index)."""
-    return {**{name: frame_to_arrays(getattr(result, name)) for name in _TABLES},
-            **{name: np.asarray(getattr(result, name)) for name in _ARRAYS}}
+    return result_to_arrays(result, _TABLES, _ARRAYS)
 
 
 def from_arrays(arrays: Mapping[str, Any]) -> HoldBranches:
     """Inverse of `to_arrays`."""
-    missing = sorted(set(_TABLES + _ARRAYS) - set(arrays))
-    if missing:
-        raise ValueError(f"not stored hold branches: missing {missing}")
-    return HoldBranches(**{name: frame_from_arrays(arrays[name]) for name in _TABLES},
-                        **{name: np.asarray(arrays[name]) for name in _ARRAYS})
+    return result_from_arrays(HoldBranches, arrays, _TABLES, _ARRAYS)
 
 
 def cache_key(sweep_options: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
