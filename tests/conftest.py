@@ -1,6 +1,9 @@
 """Shared test helpers: small hyperparameters and models (sizes kept tiny for the CPU)."""
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -8,6 +11,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax.numpy as jnp
+import psutil
 import pytest
 from robustreach.config import load_hyperparameters
 from robustreach.model import ReachingModel
@@ -57,7 +61,30 @@ def demo_project(tmp_path_factory):
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
     command = [sys.executable, "-m", "robustreach", "run", "demo", "--engine", "nbconvert"]
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=1800)
-    print(f"robustreach run demo: {time.perf_counter() - start:.0f} s\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    assert done.returncode == 0, done.stderr[-3000:]
+    returncode, stdout, stderr = run_with_diagnostics(command, project, timeout=1200)
+    print(f"robustreach run demo: {time.perf_counter() - start:.0f} s\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    assert returncode == 0, stderr[-3000:]
     return project
+
+
+def run_with_diagnostics(command: list[str], project: Path, timeout: float) -> tuple[int, str, str]:
+    """Run `command` in `project`; past `timeout`, fail with what every process was doing.
+
+    On timeout each process of the command (notebook kernels included) dumps its Python
+    stacks (faulthandler, on SIGABRT) before the failure shows them with the runs' logs, so a
+    run that hangs in CI says where.
+    """
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+        return process.returncode, stdout, stderr
+    except subprocess.TimeoutExpired:
+        for child in [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]:
+            with contextlib.suppress(psutil.Error):
+                child.send_signal(signal.SIGABRT)
+        time.sleep(2)
+        process.kill()
+        stdout, stderr = process.communicate()
+        logs = "\n".join(f"--- {log}\n{log.read_text(errors='replace')[-4000:]}" for log in sorted(project.glob("results/runs/*/.*tmp*/*.log")))
+        pytest.fail(f"{' '.join(command[2:])} still running after {timeout:.0f} s\n--- stderr\n{stderr[-6000:]}\n{logs}")

@@ -74,6 +74,11 @@ def test_parameters_arrive_typed_with_the_kernel_environment(project):
         "PLOTLY_RENDERER": "plotly_mimetype+notebook_connected",
     }
     assert got["cwd"] == str(project / "notebooks")  # as Quarto would run it
+    # Unix sockets in a folder of the run's own, not TCP ports another process can take
+    connection = got["connection"]
+    assert connection["transport"] == "ipc" and os.path.isabs(connection["ip"]), connection
+    assert not Path(connection["ip"]).parent.exists()  # removed with the run
+    assert not list((project / "notebooks").glob("kernel-ipc*"))
     assert got["parent_pid"] == os.getpid()  # sequential: the kernel is this process's child
     executed = nbformat.read(project / "results" / result["files"]["notebook"], as_version=4)
     assert executed.metadata["papermill"]["input_path"] == "notebooks/echo.qmd"

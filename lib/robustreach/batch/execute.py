@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -110,18 +111,27 @@ def ensure_kernel(name: str = "python3", *, prefix: str | Path = sys.prefix) -> 
         )
 
 
-def _kernel_manager_logging_to(log: IO[str]) -> type[AsyncKernelManager]:
-    """A kernel manager whose kernel process writes its own stdout/stderr to `log`."""
+def _kernel_manager(log: IO[str], sockets: Path) -> type[AsyncKernelManager]:
+    """A kernel manager whose kernel writes its stdout/stderr to `log` and talks over Unix
+    sockets in the folder `sockets`.
 
-    class LoggedKernelManager(AsyncKernelManager):
+    Over TCP, jupyter_client picks free ports, releases them and lets the kernel bind them;
+    another process can take one in between, and a kernel whose heartbeat lost that race was
+    seen to hang its run for good. Socket files in a folder of the run's own cannot collide.
+    """
+
+    class RunKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any):
+            super().__init__(**{"transport": "ipc", "ip": str(sockets / "kernel"), **kwargs})
+
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             await super()._async_launch_kernel(kernel_cmd, **{"stdout": log, "stderr": log, **kw})
 
-    return LoggedKernelManager
+    return RunKernelManager
 
 
-def _is_port_race(error: BaseException) -> bool:
-    """ZMQ port race between kernels started at once: the kernel dies binding its ports."""
+def _kernel_failed_to_start(error: BaseException) -> bool:
+    """The kernel died while starting (it could not bind its sockets, or crashed on import)."""
     text = f"{type(error).__name__}: {error}"
     return "Address already in use" in text or "Kernel died before replying to kernel_info" in text
 
@@ -241,7 +251,11 @@ def _execute_into(spec: RunSpec, directory: Path) -> dict[str, Any] | None:
     (directory / names["parameters"]).write_text(json.dumps(spec.parameters, indent=2, sort_keys=True, allow_nan=False) + "\n")
     error = None
     log_path = directory / names["log"]
-    with open(log_path, "a", encoding="utf-8") as log, kernel_environment(spec.results, log_path):
+    with (
+        open(log_path, "a", encoding="utf-8") as log,
+        kernel_environment(spec.results, log_path),
+        tempfile.TemporaryDirectory(prefix="robustreach-kernel-") as sockets,  # short: a socket path has 107 bytes
+    ):
         log.write(f"# robustreach run {spec.hash[:12]}: {spec.notebook}\n")
         log.flush()
         for attempt in (1, 2):
@@ -256,10 +270,10 @@ def _execute_into(spec: RunSpec, directory: Path) -> dict[str, Any] | None:
                     stdout_file=log,
                     stderr_file=log,
                     execution_timeout=spec.execution_timeout,
-                    kernel_manager_class=_kernel_manager_logging_to(log),
+                    kernel_manager_class=_kernel_manager(log, Path(sockets)),
                 )
             except Exception as exc:  # noqa: BLE001 -- any failure becomes this run's error
-                if attempt == 1 and _is_port_race(exc):
+                if attempt == 1 and _kernel_failed_to_start(exc):
                     log.write(f"# kernel failed to start ({exc}); retrying once\n")
                     log.flush()
                     continue
