@@ -2,8 +2,10 @@
 
 In one process: the fp32 matmul peak (NumPy, 2048 x 2048), then the training step at the
 reference sizes (batch 250, 100 steps, 5 replicates; 1 and 4 conditions at hidden 50, and
-part 2's groups of 2 conditions at hidden 100), each by the vmapped step and by the Python
-loop over conditions x replicates. Every path is compiled first; then the paths are timed in
+part 2's groups of 2 conditions at hidden 100), each by the vmapped step split over the CPU
+devices as training runs it ("sharded", `robustreach.devices`; `ROBUSTREACH_CPU_DEVICES=1`
+for one device), by the vmapped step on one device, and by the Python loop over conditions x
+replicates. Every path is compiled first; then the paths are timed in
 interleaved rounds, so that load from other processes hits them alike, and the loop / vmap
 ratio is the median of the per-round ratios. The peak is measured before and in every round,
 and the best is taken (the machine's rate at a quiet moment). FLOPs count the matrix products
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -29,7 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 from _common import machine, print_table, summary_path, write_summary
 from robustreach.config import load_hyperparameters
+from robustreach.devices import cpu_device_environment
 from robustreach.train.trainer import prepare_training
+
+os.environ.update(cpu_device_environment())  # as the command line does, before JAX starts
 
 BATCH, STEPS, REPLICATES = 250, 100, 5
 
@@ -77,13 +83,19 @@ def conditions_of(n_conditions: int, hidden: int) -> list:
     return [load_hyperparameters({**base, "perturbation": {"type": "curl", "std": float(s)}}) for s in stds]
 
 
-def compiled_step(method: str, conditions: list) -> tuple:
-    """(call(batch), compile seconds, compilations): the step of `prepare_training`, compiled."""
-    setup = prepare_training(conditions, method)
+def compiled_step(path: str, conditions: list) -> tuple | None:
+    """(call(batch), compile seconds, compilations): the step of `prepare_training`, compiled;
+    path "sharded" (vmapped, split over the CPU devices; None if the group is not split),
+    "vmap" (vmapped, on the first device) or "loop"."""
+    setup = prepare_training(conditions, "loop" if path == "loop" else "vmap")
+    arrays = (setup.params, setup.opt_state, setup.conditions)
+    if path == "sharded" and setup.sharding is None:
+        return None
+    if path == "vmap":
+        arrays = jax.device_put(arrays, jax.devices()[0])
 
     def call(batch: int):
-        return setup.run_step(setup.params, setup.opt_state, setup.conditions, jnp.int32(batch),
-                              setup.train_key, setup.replicate_ids)
+        return setup.run_step(*arrays, jnp.int32(batch), setup.train_key, setup.replicate_ids)
 
     start = time.perf_counter()
     jax.block_until_ready(call(0))
@@ -105,8 +117,11 @@ def main() -> None:
     paths = {}
     for n_conditions, hidden in sizes:
         conditions = conditions_of(n_conditions, hidden)
-        for method in ("vmap", "loop"):
-            call, compile_s, compilations = compiled_step(method, conditions)
+        for method in ("sharded", "vmap", "loop"):
+            compiled = compiled_step(method, conditions)
+            if compiled is None:
+                continue
+            call, compile_s, compilations = compiled
             paths[(n_conditions, hidden, method)] = {"call": call, "compile_s": compile_s, "compilations": compilations,
                                                      "flops": step_flops(n_conditions, hidden, conditions[0].n_inputs),
                                                      "times": []}
@@ -132,16 +147,18 @@ def main() -> None:
             "GFLOP": path["flops"] / 1e9, "GFLOP/s": path["flops"] / best / 1e9,
             "share_of_peak": path["flops"] / best / 1e9 / peak,
             "loop/vmap": statistics.median(l / v for l, v in zip(loop_times, vmap_times)),
+            "vmap/path": statistics.median(v / t for v, t in zip(vmap_times, path["times"])),
             "compile_s": path["compile_s"], "compilations": path["compilations"],
         })
     print(f"training step: batch {BATCH}, {STEPS} steps, {REPLICATES} replicates; backend {jax.default_backend()}; "
           f"matmul peak {peak:.0f} GFLOP/s (best of {len(peaks)} measurements, worst {peak_spread[0]:.0f})\n")
     print_table(rows)
-    print("\nloop/vmap: median over rounds of the loop's time over the vmapped step's (> 1: vmap faster)")
+    print("\nloop/vmap: median over rounds of the loop's time over the vmapped step's (> 1: vmap faster); "
+          f"vmap/path: the vmapped step on one device over this path's (sharded: split over {len(jax.devices())} CPU devices)")
 
     previous = json.loads(summary_path("train").read_text()) if summary_path("train").exists() else {}
     results = previous.get("results", {}) if previous.get("machine", {}).get("platform") == machine()["platform"] else {}
-    results[args.label] = {"peak_gflops": peak, "peak_gflops_measured": peaks, "rounds": args.rounds, "rows": rows}
+    results[args.label] = {"cpu_devices": len(jax.devices()), "peak_gflops": peak, "peak_gflops_measured": peaks, "rounds": args.rounds, "rows": rows}
     write_summary("train", {"sizes": {"batch": BATCH, "steps": STEPS, "replicates": REPLICATES, "groups": args.sizes},
                             "results": results})
 

@@ -36,6 +36,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from robustreach.batch.runs import RunSpec
 from robustreach.compile_cache import compile_cache_environment
+from robustreach.devices import cpu_device_environment
 from robustreach.qmd import read_notebook
 
 __all__ = ["KERNEL_ENV", "ensure_kernel", "execute_run", "kernel_environment"]
@@ -59,13 +60,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 @contextmanager
 def kernel_environment(results: str | Path, log: str | Path | None = None) -> Iterator[None]:
     """Set the kernels' environment (`KERNEL_ENV`, `ROBUSTREACH_RESULTS`, the compilation
-    cache of `results`, and the run's `log` for progress bars: `ROBUSTREACH_PROGRESS_FILE`),
+    cache of `results`, the CPU split into devices (`robustreach.devices`), and the run's `log` for progress bars: `ROBUSTREACH_PROGRESS_FILE`),
     restored on exit.
 
     Kernels inherit this process's environment when they start, so it is set around the
     papermill call only.
     """
-    values = {**KERNEL_ENV, "ROBUSTREACH_RESULTS": str(Path(results).resolve()), **compile_cache_environment(results)}
+    values = {**KERNEL_ENV, "ROBUSTREACH_RESULTS": str(Path(results).resolve()), **compile_cache_environment(results),
+              **cpu_device_environment()}
     if log is not None:
         values["ROBUSTREACH_PROGRESS_FILE"] = str(Path(log).resolve())
     saved = {key: os.environ.get(key) for key in values}

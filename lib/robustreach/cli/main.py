@@ -13,6 +13,7 @@ import typer
 from robustreach import __version__
 from robustreach.cli import batch, db, train
 from robustreach.compile_cache import ENV_VAR
+from robustreach.devices import cpu_device_environment
 
 app = typer.Typer(
     name="robustreach",
@@ -42,6 +43,8 @@ def _main(
     """robustreach command line."""
     if no_compile_cache:  # read by every library call and passed on to notebook kernels
         os.environ[ENV_VAR] = "off"
+    # Before JAX starts: training uses every core (robustreach.devices); kernels inherit it.
+    os.environ.update(cpu_device_environment())
     # The library logs through `logging` (versions and device at the start of training,
     # resumes, divergence); show those messages on the terminal.
     handler = logging.StreamHandler()

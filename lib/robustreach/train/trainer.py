@@ -25,6 +25,7 @@ from jaxtyping import PyTree
 from robustreach.progress import progress_bar
 
 from robustreach.config import Hyperparameters, load_hyperparameters
+from robustreach.devices import TrainingSharding, training_sharding
 from robustreach.model import ReachingModel, build_ensemble
 from robustreach.provenance import provenance
 from robustreach.train.checkpoint import resume_checkpoint, save_checkpoint
@@ -96,6 +97,11 @@ class TrainingSetup:
     replicate_ids: jax.Array
     step_traces: list = field(default_factory=list)
     validation_traces: list = field(default_factory=list)
+    sharding: TrainingSharding | None = None  # the split over CPU devices (`robustreach.devices`)
+
+    def place(self, state: PyTree) -> PyTree:
+        """Arrays with (condition, replicate) leading axes, put where the step expects them."""
+        return state if self.sharding is None else jax.device_put(state, self.sharding.state)
 
 
 def prepare_training(conditions: list[Hyperparameters | dict], method: Literal["vmap", "loop"] = "vmap") -> TrainingSetup:
@@ -113,21 +119,27 @@ def prepare_training(conditions: list[Hyperparameters | dict], method: Literal["
     replicate_params, static = eqx.partition(build_ensemble(hp, init_key), eqx.is_array)
     params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(hps), *x.shape)), replicate_params)
     optimizer = make_optimizer(hp)
+    opt_state = jax.vmap(jax.vmap(optimizer.init))(params)
     step_traces: list = []
     step = StepFunction(static=static, optimizer=optimizer, hp=hp, trace_counter=step_traces)
     run_step = ensemble_step(step) if method == "vmap" else _loop_step(step, len(hps), hp.train.n_replicates)
+    sharding = training_sharding(len(hps), hp.train.n_replicates) if method == "vmap" else None
+    if sharding is not None:  # the vmapped step then runs on every device, one share each
+        params, opt_state = jax.device_put((params, opt_state), sharding.state)
+        condition_arrays = jax.device_put(condition_arrays, sharding.conditions)
     return TrainingSetup(
         hyperparameters=hps,
         conditions=condition_arrays,
         static=static,
         optimizer=optimizer,
         params=params,
-        opt_state=jax.vmap(jax.vmap(optimizer.init))(params),
+        opt_state=opt_state,
         run_step=run_step,
         train_key=train_key,
         validation_key=validation_key,
         replicate_ids=jnp.arange(hp.train.n_replicates),
         step_traces=step_traces,
+        sharding=sharding,
     )
 
 
@@ -173,10 +185,13 @@ def train_conditions(
     if resumed is not None:
         state = resumed
         logger.info("resuming from %s at batch %d", checkpoint_path, int(state["next_batch"]))
+    state["params"], state["opt_state"] = setup.place((state["params"], state["opt_state"]))
     state["history"] = {k: np.array(v) for k, v in state["history"].items()}
     state["snapshots"] = jax.tree_util.tree_map(np.array, state["snapshots"])
 
     _log_provenance()
+    if setup.sharding is not None:
+        logger.info("training on %d CPU devices, one share of the %ss each", setup.sharding.n_devices, setup.sharding.axis)
     initial_validation = np.asarray(validate(setup.params, condition_arrays, validation_key))  # the divergence baseline
     replicate_ids = setup.replicate_ids
     diverged = None
