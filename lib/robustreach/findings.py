@@ -1,0 +1,150 @@
+"""A part's findings from the results index: the runs of its parameter file with the time each
+took, the models they used (hashes, training condition, validation loss), and chosen figures
+as PNG files, so that `docs/findings.md` names what it shows and can be regenerated.
+
+```python
+findings = part_findings("params/part1-short.yml", "results")
+findings.runs, findings.models                      # pandas tables
+pngs = export_part_figures(findings, "results", "docs/findings/part1-short", ["behaviour/aligned_trajectories"])
+print(findings_markdown(findings, pngs, relative_to="docs/findings"))
+```
+`scripts/findings.py PARAMFILE...` does all of this from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from robustreach.batch.runs import plan_runs
+from robustreach.hashing import short_hash
+from robustreach.paramfiles import file_models, load_paramfile
+from robustreach.store import ResultsStore
+from robustreach.store.query import varying_fields
+from robustreach.train.runner import existing_model
+
+__all__ = ["PartFindings", "export_part_figures", "findings_markdown", "markdown_table", "part_findings"]
+
+
+@dataclass(frozen=True)
+class PartFindings:
+    """The runs and models of one parameter file, as the results index holds them."""
+
+    part: str  # the parameter file's stem
+    paramfile: Path
+    runs: pd.DataFrame  # notebook, run, status, minutes, error
+    models: pd.DataFrame  # model, the varied hyperparameters, status, batches, validation, commit
+    model_hashes: list[str]  # full hashes of the models found
+
+
+def part_findings(paramfile: str | Path, results: str | Path = "results", *, root: str | Path = ".") -> PartFindings:
+    """The runs the file plans (with their records: status and minutes; "not run" without one)
+    and the models its notebooks look up (with their newest usable record; "not trained")."""
+    pf = load_paramfile(paramfile, root=root)
+    store = ResultsStore(results)
+    store.require_index()
+    run_rows = []
+    for spec in plan_runs(pf, results, store=store):
+        found = store.find("runs", {"hash": spec.hash})
+        record = found[0] if found else {}
+        duration = record.get("duration_s")
+        error = record.get("error") or {}
+        run_rows.append({
+            "notebook": spec.notebook,
+            "run": short_hash(spec.hash),
+            "status": record.get("status", "not run"),
+            "minutes": None if duration is None else round(duration / 60, 1),
+            "error": f"{error.get('ename')}: {error.get('evalue')}" if error else "",
+        })
+
+    planned = file_models(pf)
+    varied = varying_fields([{"hyperparameters": m.hyperparameters.to_dict()} for m in planned])
+    model_rows, hashes = [], []
+    for model in planned:
+        record = existing_model(store, model.hyperparameters)
+        values = model.hyperparameters.to_dict()
+        row = {"model": short_hash(record["hash"]) if record else "", "parameters": short_hash(model.hash)}
+        for name in varied:  # the training condition: what differs among the part's models
+            row[name] = _lookup(values, name)
+        if record is None:
+            row.update(status="not trained")
+        else:
+            hashes.append(record["hash"])
+            validation = np.asarray(record.get("best_validation") or [np.nan], float)
+            row.update(
+                status=record["status"],
+                batches=record.get("n_batches_run"),
+                replicates=len(validation),
+                validation_median=float(np.nanmedian(validation)),
+                validation_range=f"{np.nanmin(validation):.3g}-{np.nanmax(validation):.3g}",
+                commit=((record.get("provenance") or {}).get("git") or {}).get("commit", "")[:12],
+            )
+        model_rows.append(row)
+    return PartFindings(pf.path.stem, pf.path, pd.DataFrame(run_rows), pd.DataFrame(model_rows), hashes)
+
+
+def _lookup(record: dict, dotted: str):
+    value = record
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def export_part_figures(
+    findings: PartFindings, results: str | Path, directory: str | Path, identifiers: list[str]
+) -> list[Path]:
+    """PNG files of the figures under `identifiers` drawn from the part's models (a figure's
+    models all among them), named by identifier and what distinguishes them."""
+    store = ResultsStore(results)
+    ours = set(findings.model_hashes)
+    records = [
+        record
+        for identifier in identifiers
+        for record in store.find_figures(identifier)
+        if record.get("model_hashes") and set(record["model_hashes"]) <= ours
+    ]
+    if not records:
+        return []
+    return store.export_figures(records, directory, formats=("png",))
+
+
+def findings_markdown(findings: PartFindings, figures: list[Path], *, relative_to: str | Path) -> str:
+    """The part's tables and figures as Markdown (figure links relative to `relative_to`)."""
+    lines = [
+        f"## {findings.part}: runs",
+        "",
+        f"The runs of `{findings.paramfile.name}` (minutes: the run's whole notebook, training included).",
+        "",
+        markdown_table(findings.runs),
+        "",
+        f"## {findings.part}: models",
+        "",
+        "Model hashes as in `robustreach db ls models`; validation: the selected snapshot's task loss "
+        "per replicate (median, range).",
+        "",
+        markdown_table(findings.models),
+        "",
+    ]
+    if figures:
+        lines += [f"## {findings.part}: figures", ""]
+        for path in figures:
+            lines += [f"![{path.stem}]({Path(os.path.relpath(path, relative_to)).as_posix()})", ""]
+    return "\n".join(lines)
+
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """`table` as a Markdown (pipe) table: floats to 4 significant digits, missing values empty."""
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        return (f"{value:.4g}" if isinstance(value, float) else str(value)).replace("|", "\\|")
+
+    rows = [[str(c) for c in table.columns], ["---"] * len(table.columns)]
+    rows += [[cell(v) for v in row] for row in table.itertuples(index=False)]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)

@@ -1,0 +1,64 @@
+"""The findings tables and figures, regenerated from the demo's results index (conftest's
+`demo_project`): runs with their minutes, models by hash, PNG copies of the figures."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from browser import needs_chromium
+from robustreach.findings import export_part_figures, findings_markdown, part_findings
+from robustreach.paramfiles import file_models, load_paramfile
+from robustreach.store import ResultsStore
+
+pytestmark = pytest.mark.slow
+
+
+def test_runs_and_models_are_those_of_the_index(demo_project):
+    results = demo_project / "results"
+    findings = part_findings(demo_project / "params/demo.yml", results, root=demo_project)
+    store = ResultsStore(results)
+    for row in findings.runs.itertuples():
+        record = store.get("runs", row.run)  # the short hash names the record
+        assert (row.status, row.minutes) == (record["status"], round(record["duration_s"] / 60, 1))
+        assert record["notebook"] == row.notebook
+    assert set(findings.runs["notebook"]) == {nb.name for nb in load_paramfile(demo_project / "params/demo.yml").notebooks}
+
+    planned = file_models(load_paramfile(demo_project / "params/demo.yml", root=demo_project))
+    assert len(findings.models) == len(planned) == len(findings.model_hashes)
+    for row, full_hash in zip(findings.models.itertuples(), findings.model_hashes):
+        record = store.get("models", full_hash)
+        assert full_hash.startswith(row.model) and record["status"] == row.status == "ok"
+        assert (results / record["files"]["model"]).is_file()
+        assert row.batches == record["n_batches_run"]
+    # the training condition: what differs among the demo's models
+    assert sorted(findings.models["perturbation.std"]) == sorted(m.hyperparameters.perturbation.std for m in planned)
+    page = findings_markdown(findings, [], relative_to=demo_project)
+    assert all(h in page for h in [*findings.runs["run"], *findings.models["model"]])
+
+
+def test_a_run_the_index_lacks_shows_as_not_run(demo_project, tmp_path):
+    params = yaml.safe_load((demo_project / "params/demo.yml").read_text())
+    params.setdefault("base", {})["jacobians.slow_tau_steps"] = 17.0  # run by no one
+    changed = demo_project / "params" / "demo-findings.yml"
+    changed.write_text(yaml.safe_dump(params))
+    try:
+        findings = part_findings(changed, demo_project / "results", root=demo_project)
+    finally:
+        changed.unlink()
+    status = dict(zip(findings.runs["notebook"], findings.runs["status"]))
+    assert status.pop("notebooks/part2/jacobians.qmd") == "not run"
+    assert set(status.values()) == {"ok"}
+
+
+@needs_chromium
+def test_figures_of_the_part_are_exported_as_png(demo_project, tmp_path):
+    results = demo_project / "results"
+    findings = part_findings(demo_project / "params/demo.yml", results, root=demo_project)
+    paths = export_part_figures(findings, results, tmp_path / "figures", ["behaviour/aligned_trajectories"])
+    records = [r for r in ResultsStore(results).find_figures("behaviour/aligned_trajectories")
+               if set(r["model_hashes"]) <= set(findings.model_hashes)]
+    assert len(paths) == len(records) >= 1
+    for path in paths:
+        assert path.suffix == ".png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = findings_markdown(findings, paths, relative_to=tmp_path)
+    assert all(f"(figures/{Path(p).name})" in page for p in paths)
