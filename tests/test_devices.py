@@ -61,7 +61,7 @@ def test_training_sharded_over_two_devices_matches_one_device():
     expected = [np.asarray(x) for c in reference.conditions for x in jax.tree_util.tree_leaves(c.final_model)]
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([LIB, TESTS]), "XLA_FLAGS": f"{FLAG}=2", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     sharded = json.loads(done.stdout.strip().splitlines()[-1])
 

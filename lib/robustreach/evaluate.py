@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float, PRNGKeyArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from robustreach.progress import progress_bar
 
 from robustreach.config import Hyperparameters, load_hyperparameters
-from robustreach.model import ReachingModel, Trajectory, replicate_count, simulate_replicates
+from robustreach.model import ReachingModel, Trajectory, is_ensemble, replicate_count, simulate_replicates
+from robustreach.progress import progress_bar
 from robustreach.tasks import (
     centre_out_trials,
     hold_trials,
@@ -372,7 +372,7 @@ def prepare_evaluation(
     conditions = _condition_grid(spec, n_context)
     trials, angle = build_trials(params, conditions, n_context)
     ensemble = with_noise(model, **spec.noise.model_dump())
-    if model.controller.readout.weight.ndim == 2:  # a single model: a one-replicate ensemble
+    if not is_ensemble(model):  # a single model: a one-replicate ensemble
         ensemble = jax.tree_util.tree_map(lambda x: x[None] if eqx.is_array(x) else x, ensemble)
     keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.n_realisations)
     return PreparedEvaluation(params, tuple(conditions), trials, angle, ensemble, keys, hp.plant.dt)

@@ -60,9 +60,9 @@ class ReachingModel(eqx.Module):
     def network_input(
         self,
         context: Float[Array, " n_context"],
-        target_pos: Float[Array, 2],
-        target_vel: Float[Array, 2],
-        feedback: Float[Array, 4],
+        target_pos: Float[Array, " 2"],
+        target_vel: Float[Array, " 2"],
+        feedback: Float[Array, " 4"],
     ) -> Float[Array, " n_inputs"]:
         """Input vector in the fixed order: context, target pos, target vel, fed-back variables.
 
@@ -141,9 +141,14 @@ def simulate_replicates(model: ReachingModel, trials: Trials, key: PRNGKeyArray)
     return eqx.filter_vmap(simulate, in_axes=(eqx.if_array(0), None, 0))(model, trials, keys)
 
 
+def is_ensemble(model: ReachingModel) -> bool:
+    """Whether the controller's arrays carry a leading replicate axis (`build_ensemble`)."""
+    return model.controller.readout.weight.ndim == 3
+
+
 def replicate_count(model: ReachingModel) -> int:
-    """Size of the leading replicate axis of an ensemble model's controller."""
-    return model.controller.readout.weight.shape[0] if model.controller.readout.weight.ndim == 3 else 1
+    """Size of the leading replicate axis of an ensemble model's controller (1 for a single model)."""
+    return model.controller.readout.weight.shape[0] if is_ensemble(model) else 1
 
 
 def build_model(hp: Hyperparameters, key: PRNGKeyArray) -> ReachingModel:
@@ -183,7 +188,7 @@ def select_replicate(model: ReachingModel, index: int) -> ReachingModel:
 
 
 def steady_state_input(
-    model: ReachingModel, goal: Float[Array, 2], context: Float[Array, " n_context"]
+    model: ReachingModel, goal: Float[Array, " 2"], context: Float[Array, " n_context"]
 ) -> Float[Array, " n_inputs"]:
     """Network input while resting at `goal`: target = feedback position = goal, velocities 0."""
     zeros = jnp.zeros(2)

@@ -32,12 +32,12 @@ from jaxtyping import PRNGKeyArray
 from robustreach.fixed_points.linearise import Linearisation, jacobians, linearisation_error, linearise
 from robustreach.fixed_points.summaries import centre_goal
 from robustreach.fixed_points.sweep import GoalSweep
-from robustreach.model import ReachingModel, replicate_count, select_replicate
+from robustreach.model import ReachingModel, is_ensemble, replicate_count, select_replicate
 
 
 def replicate_model(model: ReachingModel, replicate: int) -> ReachingModel:
     """One replicate of an ensemble (the model itself if it is a single network)."""
-    if model.controller.readout.weight.ndim == 2:
+    if not is_ensemble(model):
         if replicate != 0:
             raise ValueError(f"a single model has only replicate 0; got {replicate}")
         return model

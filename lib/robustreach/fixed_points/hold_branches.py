@@ -34,7 +34,7 @@ from robustreach.fixed_points.cache import result_from_arrays, result_to_arrays
 from robustreach.fixed_points.continuation import Branches, continue_branches, points_at
 from robustreach.fixed_points.summaries import centre_goal
 from robustreach.fixed_points.sweep import GoalSweep, n_context_inputs, steady_state_inputs
-from robustreach.model import ReachingModel, replicate_count, select_replicate
+from robustreach.model import ReachingModel, is_ensemble, replicate_count, select_replicate
 from robustreach.options import ContinuationOptions, check_options
 
 CONTINUATION_DEFAULTS: dict[str, Any] = ContinuationOptions().model_dump()
@@ -76,7 +76,7 @@ def continuation_options(params: Mapping[str, Any] | ContinuationOptions | None)
 
 
 def _single(model: ReachingModel, replicate: int) -> ReachingModel:
-    return select_replicate(model, replicate) if model.controller.readout.weight.ndim == 3 else model
+    return select_replicate(model, replicate) if is_ensemble(model) else model
 
 
 def hold_branches(
@@ -142,7 +142,7 @@ def hold_branches(
         raise ValueError("nothing to continue: the sweep needs several contexts or several goals on the line, "
                          "with hold points at the start")
 
-    ensemble = model.controller.readout.weight.ndim == 3
+    ensemble = is_ensemble(model)
     step = model.controller.step
     branches = continue_branches(step, np.stack(h0), np.stack(knots), replicate=replicate if ensemble else None,
                                  max_step=max_step, max_points=max_points)

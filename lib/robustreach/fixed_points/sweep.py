@@ -35,12 +35,19 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from scipy.spatial import cKDTree
-from robustreach.progress import progress_bar
 
 from robustreach.fixed_points.filtering import filter_fixed_points
 from robustreach.fixed_points.finder import find_fixed_points, sample_starts
 from robustreach.fixed_points.linearise import linearise, points_table, spectra_table
-from robustreach.model import ReachingModel, replicate_count, select_replicate, simulate, steady_state_input
+from robustreach.model import (
+    ReachingModel,
+    is_ensemble,
+    replicate_count,
+    select_replicate,
+    simulate,
+    steady_state_input,
+)
+from robustreach.progress import progress_bar
 from robustreach.tasks import grid_centres, with_context
 from robustreach.trials import unperturbed_trials
 
@@ -176,7 +183,7 @@ def goal_sweep(
     h_all, u_all, sv_all, hold_all = [], [], [], []
     for replicate, rep_key in progress_bar(list(enumerate(jax.random.split(key, n_rep))), desc="goal sweep: replicates",
                                    disable=not progress):
-        single = select_replicate(model, replicate) if model.controller.readout.weight.ndim == 3 else model
+        single = select_replicate(model, replicate) if is_ensemble(model) else model
         step = single.controller.step
         hold_key, start_key = jax.random.split(rep_key)
         inputs = np.asarray(steady_state_inputs(single, goals, context_rows))  # (ctx, goal, input)
