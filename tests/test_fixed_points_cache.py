@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixed_points_synthetic import synthetic_sweep
+from robustreach.config import load_hyperparameters
 from robustreach.fixed_points import cache
 from robustreach.fixed_points.cache import (
     SWEEP_DEFAULTS,
@@ -110,7 +111,8 @@ def test_cached_goal_sweep_computes_once_per_model_and_options(tmp_path, counted
 
 def test_goal_sweeps_keys_by_label_and_checks_options_first(tmp_path, counted_sweep):
     store = ResultsStore(tmp_path)
-    models = [SimpleNamespace(label=label, model=None, record={"hash": h * 64}) for label, h in (("x", "1"), ("y", "2"))]
+    models = [SimpleNamespace(label=label, model=None, record={"hash": h * 64}, hyperparameters=load_hyperparameters({}))
+              for label, h in (("x", "1"), ("y", "2"))]
     with pytest.raises(ValueError, match="fixed_points.n_grid"):
         goal_sweeps(store, models, {"n_grid": 2})
     assert counted_sweep == []  # nothing ran before the error
@@ -120,3 +122,14 @@ def test_goal_sweeps_keys_by_label_and_checks_options_first(tmp_path, counted_sw
     assert len(counted_sweep) == 4
     with pytest.raises(ValueError, match="distinct"):
         goal_sweeps(store, [models[0], models[0]], {})
+
+
+def test_goal_sweeps_take_each_models_own_workspace(tmp_path, counted_sweep):
+    workspaces = {"small": [[-0.5, -0.25], [0.5, 0.25]], "default": None}
+    models = [
+        SimpleNamespace(label=label, model=None, record={"hash": label[0] * 64},
+                        hyperparameters=load_hyperparameters({"task": {"workspace": w}} if w else {}))
+        for label, w in workspaces.items()
+    ]
+    goal_sweeps(ResultsStore(tmp_path), models, {"n_starts": 2})
+    assert [call["workspace"] for call in counted_sweep] == [[[-0.5, -0.25], [0.5, 0.25]], [[-1.0, -1.0], [1.0, 1.0]]]

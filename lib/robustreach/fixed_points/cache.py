@@ -98,12 +98,23 @@ def cache_key(options: Mapping[str, Any]) -> dict[str, Any]:
     return {"analysis": "fixed_points/goal_sweep", "format": CACHE_FORMAT, **sweep_options(options)}
 
 
-def cached_goal_sweep(store, model_hash: str | None, model, options: Mapping[str, Any], *, progress: bool = True) -> GoalSweep:
+def cached_goal_sweep(
+    store,
+    model_hash: str | None,
+    model,
+    options: Mapping[str, Any],
+    *,
+    workspace: Sequence[Sequence[float]] | None = None,
+    progress: bool = True,
+) -> GoalSweep:
     """`goal_sweep` of `model` with `options` (see `sweep_options`; `seed` makes the PRNG
-    key), loaded from `store` when this model hash was swept with these options before.
-    `store=None` computes without caching."""
+    key) over the goals of its `workspace` (the model's `task.workspace`; None: the default
+    one), loaded from `store` when this model hash was swept with these options before (the
+    hash covers the workspace). `store=None` computes without caching."""
     options = sweep_options(options)
     kwargs = {k: v for k, v in options.items() if k != "seed"}
+    if workspace is not None:
+        kwargs["workspace"] = [list(map(float, corner)) for corner in workspace]
 
     def compute() -> dict[str, Any]:
         sweep = goal_sweep(model, key=jax.random.PRNGKey(options["seed"]), progress=progress, finder_progress=False,
@@ -118,10 +129,10 @@ def cached_goal_sweep(store, model_hash: str | None, model, options: Mapping[str
 
 
 def goal_sweeps(store, models: Sequence[Any], options: Mapping[str, Any], *, progress: bool = True) -> dict[str, GoalSweep]:
-    """`cached_goal_sweep` of every trained model (`experiment.TrainedModel`: every replicate),
-    keyed by condition label."""
+    """`cached_goal_sweep` of every trained model (`experiment.TrainedModel`: every replicate,
+    goals in the model's own workspace), keyed by condition label."""
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
         raise ValueError(f"goal_sweeps: condition labels must be distinct, got {labels}")
     return {m.label: cached_goal_sweep(store, m.record["hash"] if store is not None else None, m.model, options,
-                                       progress=progress) for m in models}
+                                       workspace=m.hyperparameters.task.workspace, progress=progress) for m in models}
