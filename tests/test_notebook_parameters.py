@@ -23,6 +23,7 @@ from robustreach.options import (
     ImpulseOptions,
     JacobianOptions,
     OneStepOptions,
+    SECTIONS,
     ReplicateSelection,
     SweepOptions,
 )
@@ -129,10 +130,10 @@ def test_notebooks_use_the_library_defaults_when_the_file_is_silent(results, mon
     assert figures["page"] == FiguresPage().model_dump()
     # every notebook of a part sees the same hyperparameters: the part's
     for part, names in {"part1": ["train", "behaviour", "impulses"], "part2": ["train", "behaviour", "fixed-points", "jacobians"]}.items():
-        sections = [{k: v for k, v in effective[f"notebooks/{part}/{n}.qmd"]["p"].items() if k in experiment.SECTIONS}
+        sections = [{k: v for k, v in effective[f"notebooks/{part}/{n}.qmd"]["p"].items() if k in SECTIONS}
                     for n in names]
         assert all(s == sections[0] for s in sections)
-        assert sections[0] == {k: v for k, v in experiment.part_defaults(part).items() if k in experiment.SECTIONS}
+        assert sections[0] == {k: v for k, v in experiment.part_defaults(part).items() if k in SECTIONS}
 
 
 def test_an_analysis_option_given_by_a_file_reaches_the_notebook(results, monkeypatch):

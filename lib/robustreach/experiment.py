@@ -17,15 +17,15 @@ models = trained_models(results_store(), hps, conditions=p["conditions"])   # tr
 
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robustreach.config import Hyperparameters, load_hyperparameters
+from robustreach.config import Hyperparameters
 from robustreach.model import ReachingModel
-from robustreach.options import PART_DEFAULTS, SECTIONS, resolve, resolve_parameters
+from robustreach.options import PART_DEFAULTS, condition_label, expand_conditions, resolve, resolve_parameters
+from robustreach.train.runner import existing_model, train_parameter_sets
 
 __all__ = [
     "PART_DEFAULTS",
@@ -44,42 +44,6 @@ __all__ = [
 def part_defaults(part: str) -> dict[str, Any]:
     """Every parameter of a part with its value when nothing overrides it (sections at the top)."""
     return resolve(part).model_dump(mode="json")
-
-
-def _condition_keys(conditions: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str]]:
-    keys = []
-    for section, fields in conditions.items():
-        if section not in SECTIONS or not isinstance(fields, dict):
-            raise ValueError(f"conditions.{section}: must be a hyperparameter section ({', '.join(SECTIONS)}) mapping fields to lists")
-        for field, values in fields.items():
-            if not isinstance(values, list) or not values:
-                raise ValueError(f"conditions.{section}.{field}: must be a non-empty list of values, got {values!r}")
-            keys.append((section, field))
-    return keys
-
-
-def expand_conditions(sections: dict[str, Any], conditions: dict[str, dict[str, list[Any]]] | None = None) -> list[Hyperparameters]:
-    """One validated `Hyperparameters` per combination of the `conditions` values."""
-    conditions = conditions or {}
-    keys = _condition_keys(conditions)
-    result = []
-    for combination in itertools.product(*(conditions[s][f] for s, f in keys)):
-        merged = {name: dict(sections[name]) for name in SECTIONS if name in sections}
-        for (section, field), value in zip(keys, combination):
-            merged.setdefault(section, {})[field] = value
-        label = ", ".join(f"{s}.{f}={v}" for (s, f), v in zip(keys, combination))
-        result.append(load_hyperparameters(merged, source=f"condition {label}" if label else ""))
-    return result
-
-
-def condition_label(hp: Hyperparameters, conditions: dict[str, dict[str, list[Any]]] | None) -> str:
-    """A short label naming the condition's values of the varied fields, e.g. 'std=0.5'."""
-    keys = _condition_keys(conditions or {})
-    if not keys:
-        return "model"
-    values = hp.to_dict()
-    return ", ".join(f"{field}={values[section][field]:g}" if isinstance(values[section][field], float)
-                     else f"{field}={values[section][field]}" for section, field in keys)
 
 
 def results_dir() -> Path:
@@ -115,8 +79,6 @@ def trained_models(
     store, hps: list[Hyperparameters], *, conditions: dict[str, list[Any]] | None = None, train_missing: bool = True, progress: bool = True
 ) -> list[TrainedModel]:
     """The newest trained model of each condition, training those missing (unless told not to)."""
-    from robustreach.train.runner import existing_model, train_parameter_sets
-
     if train_missing:  # skips the conditions already in the index
         summary = train_parameter_sets([hp.to_dict() for hp in hps], store, progress=progress)
         if summary.failed:

@@ -26,13 +26,14 @@ schema_field(["train", "learning_rate"])   # (TypeAdapter of that field, 2): che
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from robustreach.config import Hyperparameters
+from robustreach.config import Hyperparameters, load_hyperparameters
 
 __all__ = [
     "ANALYSES",
@@ -49,6 +50,8 @@ __all__ = [
     "SECTIONS",
     "SweepOptions",
     "check_options",
+    "condition_label",
+    "expand_conditions",
     "resolve",
     "resolve_parameters",
     "schema_field",
@@ -407,3 +410,42 @@ def training_bytes(hp: Hyperparameters, n_conditions: int = 1) -> float:
 def physical_memory_bytes() -> int:
     """The machine's physical memory (bytes)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+# --- training conditions: a grid of hyperparameter values, one model each ------------------
+
+
+def _condition_keys(conditions: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str]]:
+    keys = []
+    for section, fields in conditions.items():
+        if section not in SECTIONS or not isinstance(fields, dict):
+            raise ValueError(f"conditions.{section}: must be a hyperparameter section ({', '.join(SECTIONS)}) mapping fields to lists")
+        for field, values in fields.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"conditions.{section}.{field}: must be a non-empty list of values, got {values!r}")
+            keys.append((section, field))
+    return keys
+
+
+def expand_conditions(sections: dict[str, Any], conditions: dict[str, dict[str, list[Any]]] | None = None) -> list[Hyperparameters]:
+    """One validated `Hyperparameters` per combination of the `conditions` values."""
+    conditions = conditions or {}
+    keys = _condition_keys(conditions)
+    result = []
+    for combination in itertools.product(*(conditions[s][f] for s, f in keys)):
+        merged = {name: dict(sections[name]) for name in SECTIONS if name in sections}
+        for (section, field), value in zip(keys, combination):
+            merged.setdefault(section, {})[field] = value
+        label = ", ".join(f"{s}.{f}={v}" for (s, f), v in zip(keys, combination))
+        result.append(load_hyperparameters(merged, source=f"condition {label}" if label else ""))
+    return result
+
+
+def condition_label(hp: Hyperparameters, conditions: dict[str, dict[str, list[Any]]] | None) -> str:
+    """A short label naming the condition's values of the varied fields, e.g. 'std=0.5'."""
+    keys = _condition_keys(conditions or {})
+    if not keys:
+        return "model"
+    values = hp.to_dict()
+    return ", ".join(f"{field}={values[section][field]:g}" if isinstance(values[section][field], float)
+                     else f"{field}={values[section][field]}" for section, field in keys)

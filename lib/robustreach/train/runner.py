@@ -27,6 +27,7 @@ from filelock import Timeout
 from robustreach.compile_cache import enable_compile_cache
 from robustreach.config import ConfigError, Hyperparameters
 from robustreach.hashing import params_hash
+from robustreach.options import expand_conditions
 from robustreach.store.training import checkpoint_file, training_lock
 from robustreach.train.conditions import group_conditions
 from robustreach.train.trainer import TrainedCondition, train_conditions
@@ -50,8 +51,6 @@ class TrainingSummary:
 def hyperparameters_of(parameter_set: dict[str, Any], *, source: str = "") -> list[Hyperparameters]:
     """The models a parameter set defines: its hyperparameter sections combined with each of
     its training `conditions` (other notebook parameters are ignored)."""
-    from robustreach.experiment import expand_conditions
-
     sections = {k: v for k, v in parameter_set.items() if k in Hyperparameters.model_fields}
     try:
         return expand_conditions(sections, parameter_set.get("conditions"))
