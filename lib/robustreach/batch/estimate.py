@@ -38,6 +38,7 @@ class GroupCalibration:
     n_replicates: int
     compile_s: float
     s_per_batch: float
+    n_devices: int = 1  # CPU devices the step is split over (`robustreach.devices`)
 
     def training_s(self, n_batches: int) -> float:
         return self.compile_s + n_batches * self.s_per_batch
@@ -73,7 +74,9 @@ class BatchEstimate:
         for group in self.groups:
             lines.append(
                 f"  calibrated {group.n_conditions} condition(s) x {group.n_replicates} replicates, hidden "
-                f"{group.hidden_size}, batch {group.batch_size}: {group.s_per_batch:.3g} s/batch, compile {group.compile_s:.3g} s"
+                f"{group.hidden_size}, batch {group.batch_size}"
+                + (f", split over {group.n_devices} CPU devices" if group.n_devices > 1 else "")
+                + f": {group.s_per_batch:.3g} s/batch, compile {group.compile_s:.3g} s"
             )
         for run in self.runs:
             state = "up to date" if run.up_to_date else (
@@ -118,7 +121,8 @@ def calibrate_group(members: list[Hyperparameters], n_batches: int = CALIBRATION
     per_batch = statistics.median(times)
     hp = members[0]
     return GroupCalibration(len(members), hp.controller.hidden_size, hp.train.batch_size, hp.train.n_replicates,
-                            compile_s=max(first - per_batch, 0.0), s_per_batch=per_batch)
+                            compile_s=max(first - per_batch, 0.0), s_per_batch=per_batch,
+                            n_devices=setup.sharding.n_devices if setup.sharding else 1)
 
 
 def _shape_key(members: list[Hyperparameters]) -> tuple[Any, ...]:
