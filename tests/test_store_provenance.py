@@ -46,5 +46,6 @@ def test_provenance_fields(tmp_path):
     assert prov["hostname"] == socket.gethostname()
     import jax
 
-    assert prov["device"] == {"backend": jax.default_backend(), "kind": jax.devices()[0].device_kind}
+    assert prov["device"] == {"backend": jax.default_backend(), "kind": jax.devices()[0].device_kind,
+                              "count": len(jax.devices())}
     assert provenance(tmp_path, device=False)["device"] is None

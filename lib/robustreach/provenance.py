@@ -6,7 +6,7 @@ the git commit and a dirty flag of the repository the code comes from.
 ```python
 provenance()
 # {"created": "2025-01-01T12:00:00.000+00:00", "versions": {"python": "3.12.3", "jax": ...},
-#  "git": {"commit": "ab12...", "dirty": False}, "device": {"backend": "cpu", "kind": "cpu"},
+#  "git": {"commit": "ab12...", "dirty": False}, "device": {"backend": "cpu", "kind": "cpu", "count": 2},
 #  "hostname": "node17"}
 ```
 """
@@ -80,11 +80,14 @@ def git_state(repo: str | Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
-def _device() -> dict[str, str | None]:
+def _device() -> dict[str, str | int | None]:
+    """JAX's default backend, its device kind and how many devices it has (on a CPU, the host
+    split by `robustreach.devices`: training sharded over them agrees with one device only to
+    float32 rounding)."""
     import jax
 
     devices = jax.devices()
-    return {"backend": jax.default_backend(), "kind": devices[0].device_kind if devices else None}
+    return {"backend": jax.default_backend(), "kind": devices[0].device_kind if devices else None, "count": len(devices)}
 
 
 def provenance(repo: str | Path | None = None, *, device: bool | None = None) -> dict[str, Any]:
