@@ -60,8 +60,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 @contextmanager
 def kernel_environment(results: str | Path, log: str | Path | None = None) -> Iterator[None]:
     """Set the kernels' environment (`KERNEL_ENV`, `ROBUSTREACH_RESULTS`, the compilation
-    cache of `results`, the CPU split into devices (`robustreach.devices`), and the run's `log` for progress bars: `ROBUSTREACH_PROGRESS_FILE`),
-    restored on exit.
+    cache of `results`, the CPU split into devices (`robustreach.devices`), and the run's
+    `log` for progress bars: `ROBUSTREACH_PROGRESS_FILE`), restored on exit.
 
     Kernels inherit this process's environment when they start, so it is set around the
     papermill call only.
