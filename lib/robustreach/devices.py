@@ -3,7 +3,7 @@
 On a CPU, XLA runs the training step's many small operations (the rollout's scan) on little
 more than one core. Split into several host devices (`--xla_force_host_platform_device_count`),
 a group's conditions (or else its replicates) are sharded over them and train on the cores in
-parallel, with the same results up to float32 rounding (`benchmarks/train.py --devices`).
+parallel, with the same results up to float32 rounding (`benchmarks/train.py`, path "sharded").
 
 ```python
 os.environ.update(cpu_device_environment())     # before JAX starts (CLI, notebook kernels)

@@ -24,7 +24,7 @@ from robustreach.batch.runs import plan_runs
 from robustreach.hashing import short_hash
 from robustreach.paramfiles import file_models, load_paramfile
 from robustreach.store import ResultsStore
-from robustreach.store.query import varying_fields
+from robustreach.store.query import MISSING, lookup, varying_fields
 from robustreach.train.runner import existing_model
 
 __all__ = ["PartFindings", "export_part_figures", "findings_markdown", "markdown_table", "part_findings"]
@@ -69,7 +69,8 @@ def part_findings(paramfile: str | Path, results: str | Path = "results", *, roo
         values = model.hyperparameters.to_dict()
         row = {"model": short_hash(record["hash"]) if record else "", "parameters": short_hash(model.hash)}
         for name in varied:  # the training condition: what differs among the part's models
-            row[name] = _lookup(values, name)
+            value = lookup({"hyperparameters": values}, name)
+            row[name] = None if value is MISSING else value
         if record is None:
             row.update(status="not trained")
         else:
@@ -85,13 +86,6 @@ def part_findings(paramfile: str | Path, results: str | Path = "results", *, roo
             )
         model_rows.append(row)
     return PartFindings(pf.path.stem, pf.path, pd.DataFrame(run_rows), pd.DataFrame(model_rows), hashes)
-
-
-def _lookup(record: dict, dotted: str):
-    value = record
-    for key in dotted.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
 
 
 def export_part_figures(
