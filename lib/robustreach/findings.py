@@ -82,7 +82,7 @@ def part_findings(paramfile: str | Path, results: str | Path = "results", *, roo
                 replicates=len(validation),
                 validation_median=float(np.nanmedian(validation)),
                 validation_range=f"{np.nanmin(validation):.3g}-{np.nanmax(validation):.3g}",
-                commit=((record.get("provenance") or {}).get("git") or {}).get("commit", "")[:12],
+                commit=(((record.get("provenance") or {}).get("git") or {}).get("commit") or "")[:12],
             )
         model_rows.append(row)
     return PartFindings(pf.path.stem, pf.path, pd.DataFrame(run_rows), pd.DataFrame(model_rows), hashes)
