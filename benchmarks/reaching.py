@@ -19,7 +19,7 @@ from robustreach.alignment import align
 from robustreach.config import load_hyperparameters
 from robustreach.measures import endpoint_error, max_lateral_deviation
 from robustreach.model import simulate_replicates
-from robustreach.tasks import centre_out_trials, with_curl
+from robustreach.tasks import centre_out_trials, with_perturbation
 from robustreach.train import train_conditions
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     for (label, _), trained in zip(conditions.items(), result.conditions):
         row = {"model": label}
         for amplitude in (0.0, 2.0):
-            test = with_curl(trials, amplitude)
+            test = with_perturbation(trials, "curl", amplitude)
             trajectory = simulate_replicates(trained.model, test, jax.random.PRNGKey(1))
             aligned = align(trajectory, test.init_pos, test.reach_angle)
             row[f"endpoint_error_curl{amplitude:g}"] = float(endpoint_error(trajectory.pos, test.target_pos).mean())

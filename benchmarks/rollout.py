@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from _common import best_time, print_table, write_summary
 from robustreach.config import load_hyperparameters
-from robustreach.model import build_model, simulate
+from robustreach.model import build_model, network_input_size, simulate
 from robustreach.tasks import TrialSpec, training_trials
 
 
@@ -69,12 +69,13 @@ def main() -> None:
     cell, readout = model.controller.cell, model.controller.readout
     params = {name: np.asarray(getattr(cell, name)) for name in ("weight_ih", "weight_hh", "bias", "bias_n")}
     params.update(readout_weight=np.asarray(readout.weight), readout_bias=np.asarray(readout.bias))
-    host_trials = {name: np.asarray(getattr(trials, name)) for name in ("init_pos", "target_pos", "curl")}
+    host_trials = {name: np.asarray(getattr(trials, name)) for name in ("init_pos", "target_pos")}
+    host_trials["curl"] = np.asarray(trials.perturbations[0].amplitude)
     rng = np.random.default_rng(0)
     numpy_s = best_time(lambda: numpy_rollout(params, host_trials, hp, rng), repeats=args.repeats)
 
     trial_steps = args.batch * (args.steps - 1)
-    flops = flops_per_trial_step(hp.n_inputs, args.hidden) * trial_steps
+    flops = flops_per_trial_step(network_input_size(hp), args.hidden) * trial_steps
     rows = [
         {"implementation": "jax (jit, lax.scan + vmap)", "seconds": jax_s, "trial_steps_per_s": trial_steps / jax_s, "gflop_per_s": flops / jax_s / 1e9},
         {"implementation": "numpy (batched, time loop)", "seconds": numpy_s, "trial_steps_per_s": trial_steps / numpy_s, "gflop_per_s": flops / numpy_s / 1e9},

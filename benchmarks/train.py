@@ -33,6 +33,7 @@ import numpy as np
 from _common import machine, print_table, summary_path, write_summary
 from robustreach.config import load_hyperparameters
 from robustreach.devices import cpu_device_environment
+from robustreach.model import network_input_size
 from robustreach.train.trainer import prepare_training
 
 os.environ.update(cpu_device_environment())  # as the command line does, before JAX starts
@@ -123,7 +124,7 @@ def main() -> None:
                 continue
             call, compile_s, compilations = compiled
             paths[(n_conditions, hidden, method)] = {"call": call, "compile_s": compile_s, "compilations": compilations,
-                                                     "flops": step_flops(n_conditions, hidden, conditions[0].n_inputs),
+                                                     "flops": step_flops(n_conditions, hidden, network_input_size(conditions[0])),
                                                      "times": []}
     peaks = [peak]
     for round_index in range(args.rounds):  # interleaved: every path, and the peak, once per round

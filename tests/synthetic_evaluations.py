@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from robustreach.evaluate import Evaluation
 from robustreach.model import Trajectory
-from robustreach.tasks import centre_out_trials, with_curl
+from robustreach.tasks import centre_out_trials, with_perturbation
 
 DT = 0.05
 
@@ -24,7 +24,7 @@ def synthetic_evaluation(
     amplitudes=(0.0, 1.0, 2.0), n_replicates=3, n_realisations=2, n_directions=4, n_steps=21, reach_length=0.5
 ) -> Evaluation:
     base = centre_out_trials(n_steps, [[-1.0, -1.0], [1.0, 1.0]], n_directions=n_directions, reach_length=reach_length)
-    trials = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[with_curl(base, a) for a in amplitudes])
+    trials = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[with_perturbation(base, "curl", a) for a in amplitudes])
     angles = 2 * np.pi * np.arange(n_directions) / n_directions
     d = np.stack([np.cos(angles), np.sin(angles)], -1)  # (trial, 2)
     perp = np.stack([-np.sin(angles), np.cos(angles)], -1)

@@ -4,12 +4,13 @@ import json
 
 import pytest
 from robustreach.config import ConfigError, Hyperparameters, load_hyperparameters
+from robustreach.model import network_input_size
 
 
 def test_defaults_are_the_reference_values_and_round_trip_through_json():
     hp = load_hyperparameters()
     assert (hp.plant.mass, hp.plant.dt, hp.task.n_steps, hp.controller.hidden_size) == (1.0, 0.05, 100, 50)
-    assert hp.n_inputs == 8
+    assert network_input_size(hp) == 8
     again = load_hyperparameters(json.loads(json.dumps(hp.to_dict())))
     assert again == hp
 

@@ -50,7 +50,7 @@ def test_axes_and_labels_of_a_tiny_untrained_ensemble(curl_evaluation, hp):
     assert ev.axes == AXES == ("condition", "replicate", "realisation", "trial", "time")
     assert ev.trajectory.pos.shape == (2, 2, 3, 4, 20, 2)
     assert ev.trajectory.hidden.shape == (2, 2, 3, 4, 20, 8)
-    assert ev.trials.curl.shape == (2, 4)
+    assert ev.trials.perturbations[0].amplitude.shape == (2, 4)
     assert ev.conditions == ({"amplitude": 0.0}, {"amplitude": 4.0})
     assert ev.replicates == (0, 1)
     np.testing.assert_allclose(ev.times, 0.05 * np.arange(20))
@@ -126,9 +126,11 @@ def test_noise_override_removes_the_variability(hp, ensemble):
     np.testing.assert_allclose(pos[:, :, 0], pos[:, :, 1])
     assert ev.params["noise"] == NO_NOISE
     # The override leaves the model itself alone.
-    assert (ensemble.feedback.noise_std, ensemble.motor.noise_std) == (hp.feedback.noise_std, hp.motor.noise_std)
+    levels = lambda m: np.array([m.feedback.noise_std, m.motor.noise_std, m.hidden_noise_std])
+    np.testing.assert_allclose(levels(ensemble), [hp.feedback.noise_std, hp.motor.noise_std, 0.0], rtol=1e-7)
     quiet = with_noise(ensemble, motor=0.0, hidden=0.3)
-    assert (quiet.feedback.noise_std, quiet.motor.noise_std, quiet.hidden_noise_std) == (hp.feedback.noise_std, 0.0, 0.3)
+    np.testing.assert_allclose(levels(quiet), [hp.feedback.noise_std, 0.0, 0.3], rtol=1e-7)
+    assert (quiet.feedback.noisy, quiet.motor.noisy, quiet.hidden_noisy) == (True, False, True)
 
 
 def test_impulses_and_context_on_a_hold_set():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import small_hyperparameters
 from robustreach.fixed_points.sweep import goal_sweep, n_context_inputs, steady_state_inputs
-from robustreach.model import build_ensemble
+from robustreach.model import build_ensemble, select_replicate
 from robustreach.plots.fixed_points import eigenvalue_spectra, leading_modes
 from test_fixed_points_gru import numpy_gru
 
@@ -100,7 +100,7 @@ def test_random_gru_points_are_fixed_points_of_the_model():
 
 
 def test_steady_state_inputs_order():
-    model = jax.tree_util.tree_map(lambda x: x[0] if eqx.is_array(x) else x, context_model())
+    model = select_replicate(context_model(), 0)
     assert n_context_inputs(model) == 1
     u = steady_state_inputs(model, np.array([[0.5, -0.25], [0.0, 0.0]]), np.array([[2.0], [-1.0]]))
     assert u.shape == (2, 2, 9)

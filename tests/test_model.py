@@ -8,7 +8,7 @@ import pytest
 from conftest import silent_controller, small_hyperparameters
 from robustreach.controller import Controller, LeakyTanhCell
 from robustreach.model import build_ensemble, build_model, simulate, simulate_replicates, steady_state_input
-from robustreach.tasks import centre_out_trials, with_curl
+from robustreach.tasks import centre_out_trials, with_perturbation
 from robustreach.trials import unperturbed_trials
 
 KEY = jax.random.PRNGKey(0)
@@ -71,7 +71,7 @@ def test_network_input_order_is_context_target_feedback():
 def test_positive_curl_pushes_counter_clockwise_perpendicular_to_velocity():
     hp = quiet()
     model = build_model(hp, KEY)
-    trials = with_curl(centre_out_trials(hp.task.n_steps, hp.task.workspace, n_directions=4), 2.0)
+    trials = with_perturbation(centre_out_trials(hp.task.n_steps, hp.task.workspace, n_directions=4), "curl", 2.0)
     trajectory = simulate(model, trials, KEY)
     vel_before = trajectory.vel[:, :-1]  # the field of update t uses the velocity before it
     field = trajectory.external_force[:, 1:]

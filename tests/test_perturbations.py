@@ -60,18 +60,18 @@ def test_viscous_rotation_matrix_equals_curl_field(amplitude):
     np.testing.assert_allclose(forces(viscous, pos, vel, start, target), expected, atol=1e-6)
 
 
-def test_viscous_field_reproduces_the_models_curl_force_over_a_rollout():
+def test_viscous_rotation_field_and_curl_field_give_the_same_rollout():
     hp = small_hyperparameters()
     model = build_model(hp, jax.random.key(0))
-    trials = tasks.with_curl(tasks.centre_out_trials(hp.task.n_steps, hp.task.workspace, n_directions=4), 1.7)
-    trajectory = eqx.filter_jit(simulate)(model, trials, jax.random.key(1))
-    viscous = Viscous.fixed(1.7, trials.init_pos, trials.target_pos, matrix=ROTATION)
-    # the external force of update t acts on the velocity after update t - 1
-    from_velocity = jax.vmap(lambda p, vel, s, t: jax.vmap(lambda v: p.force(None, v, s, t))(vel))(
-        viscous, trajectory.vel[:, :-1], trials.init_pos, trials.target_pos
-    )
-    assert np.abs(trajectory.external_force[:, 1:]).max() > 0.01
-    np.testing.assert_allclose(trajectory.external_force[:, 1:], from_velocity, rtol=1e-6, atol=1e-7)
+    base = tasks.centre_out_trials(hp.task.n_steps, hp.task.workspace, n_directions=4)
+    run = eqx.filter_jit(simulate)
+    curl = run(model, tasks.with_perturbation(base, "curl", 1.7), jax.random.key(1))
+    viscous = run(model, tasks.with_perturbation(base, "viscous", 1.7, matrix=ROTATION), jax.random.key(1))
+    assert np.abs(curl.external_force[:, 1:]).max() > 0.01
+    np.testing.assert_allclose(viscous.pos, curl.pos, rtol=1e-6, atol=1e-7)
+    # the external force of update t is the field at the velocity after update t - 1
+    expected = 1.7 * np.stack([-curl.vel[:, :-1, 1], curl.vel[:, :-1, 0]], axis=-1)
+    np.testing.assert_allclose(viscous.external_force[:, 1:], expected, rtol=1e-6, atol=1e-7)
 
 
 def test_viscous_field_scales_any_matrix_and_rejects_wrong_shapes():
@@ -83,11 +83,11 @@ def test_viscous_field_scales_any_matrix_and_rejects_wrong_shapes():
         Viscous.fixed(1.0, start, target, matrix=np.eye(3))
 
 
-def test_constant_field_at_evaluation_matches_the_existing_orthogonal_force():
+def test_constant_field_at_evaluation_is_orthogonal_to_the_reach():
     trials = tasks.centre_out_trials(10, [[-1, -1], [1, 1]], n_grid=2, n_directions=6)
-    existing = tasks.with_constant_field(trials, 0.3).force
+    angle = np.asarray(trials.reach_angle) + np.pi / 2  # counter-clockwise of the reach
     constant = Constant.fixed(0.3, trials.init_pos, trials.target_pos)
-    np.testing.assert_allclose(constant.vector, existing, atol=1e-7)
+    np.testing.assert_allclose(constant.vector, 0.3 * np.stack([np.cos(angle), np.sin(angle)], axis=-1), atol=1e-7)
 
 
 def test_constant_field_draws_have_the_amplitude_and_a_direction_independent_of_it():

@@ -5,13 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from robustreach.channels import FeedbackChannel, MotorChannel
-from robustreach.plant import PointMass
+from robustreach.plants import PointMass
 
 
 def run_plant(plant, pos, vel, force, n):
     positions, velocities = [pos], [vel]
     for _ in range(n):
-        pos, vel = plant.step(pos, vel, force)
+        state = plant.step(plant.initial_state(pos, vel), force, jnp.zeros(2))
+        pos, vel = plant.effector(state)
         positions.append(pos)
         velocities.append(vel)
     return np.array(positions), np.array(velocities)

@@ -10,9 +10,9 @@ from robustreach.tasks import (
     grid_centres,
     hold_trials,
     training_trials,
-    with_constant_field,
     with_context,
     with_feedback_impulse,
+    with_perturbation,
 )
 
 KEY = jax.random.PRNGKey(3)
@@ -41,13 +41,13 @@ def test_curl_amplitude_std_and_fraction_perturbed():
     trials = draw(perturbation={"type": "curl", "std": 1.5, "p_perturbed": 0.25})
     perturbed = np.asarray(trials.perturbed)
     assert abs(perturbed.mean() - 0.25) < 0.03
-    np.testing.assert_array_equal(np.asarray(trials.curl)[~perturbed], 0.0)
-    assert abs(np.asarray(trials.curl)[perturbed].std() - 1.5) < 0.1
+    np.testing.assert_array_equal(np.asarray(trials.perturbations[0].amplitude)[~perturbed], 0.0)
+    assert abs(np.asarray(trials.perturbations[0].amplitude)[perturbed].std() - 1.5) < 0.1
 
 
 def test_constant_field_amplitude_and_angle_are_independent():
     trials = draw(n=8000, perturbation={"type": "constant", "std": 1.0})
-    force = np.asarray(trials.force)
+    force = np.asarray(trials.perturbations[0].vector)
     magnitude, angle = np.linalg.norm(force, axis=1), np.arctan2(force[:, 1], force[:, 0])
     assert abs(np.corrcoef(magnitude, np.cos(angle))[0, 1]) < 0.05
     assert abs(np.corrcoef(magnitude, np.sin(angle))[0, 1]) < 0.05
@@ -57,7 +57,7 @@ def test_constant_field_amplitude_and_angle_are_independent():
 def test_ramp_scale_multiplies_amplitudes():
     spec = TrialSpec.from_hyperparameters(small_hyperparameters(perturbation={"type": "curl", "std": 1.0}))
     full, half = training_trials(spec, KEY, 32), training_trials(spec, KEY, 32, scale=0.5)
-    np.testing.assert_allclose(half.curl, 0.5 * full.curl)
+    np.testing.assert_allclose(half.perturbations[0].amplitude, 0.5 * full.perturbations[0].amplitude)
 
 
 @pytest.mark.parametrize("on_off", [(1.0, 0.0), (1.0, -1.0)])
@@ -69,12 +69,12 @@ def test_binary_context_values(on_off):
 
 def test_amplitude_and_std_scaled_context():
     amplitude = draw(perturbation={"type": "curl", "std": 2.0}, context={"variant": "amplitude"})
-    np.testing.assert_allclose(amplitude.curl, 2.0 * amplitude.context[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(amplitude.perturbations[0].amplitude, 2.0 * amplitude.context[:, 0], rtol=1e-6)
     scaled = draw(perturbation={"type": "curl", "std": 2.0}, context={"variant": "std_scaled"})
     u = np.asarray(scaled.context[:, 0])
     assert u.min() >= 0 and u.max() <= 1
     # field = std * U * N: dividing by std * U leaves a standard normal
-    assert abs(np.std(np.asarray(scaled.curl) / (2.0 * u)) - 1.0) < 0.05
+    assert abs(np.std(np.asarray(scaled.perturbations[0].amplitude) / (2.0 * u)) - 1.0) < 0.05
 
 
 def test_grid_centres_and_centre_out_set():
@@ -94,11 +94,12 @@ def test_hold_set_has_start_equal_target_and_includes_origin():
 
 
 def test_constant_test_field_is_orthogonal_to_the_reach():
-    trials = with_constant_field(centre_out_trials(10, [[-1, -1], [1, 1]], n_directions=8), 0.2)
+    trials = with_perturbation(centre_out_trials(10, [[-1, -1], [1, 1]], n_directions=8), "constant", 0.2)
     reach = np.asarray(trials.target_pos - trials.init_pos)
-    np.testing.assert_allclose(np.sum(reach * np.asarray(trials.force), axis=1), 0.0, atol=1e-7)
-    np.testing.assert_allclose(np.linalg.norm(trials.force, axis=1), 0.2, rtol=1e-6)
-    cross = reach[:, 0] * trials.force[:, 1] - reach[:, 1] * trials.force[:, 0]
+    force = np.asarray(trials.perturbations[0].vector)
+    np.testing.assert_allclose(np.sum(reach * force, axis=1), 0.0, atol=1e-7)
+    np.testing.assert_allclose(np.linalg.norm(force, axis=1), 0.2, rtol=1e-6)
+    cross = reach[:, 0] * force[:, 1] - reach[:, 1] * force[:, 0]
     assert np.all(np.asarray(cross) > 0)
 
 

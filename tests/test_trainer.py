@@ -20,7 +20,8 @@ def tiny(n_batches=12, **train):
 
 
 def leaves(model):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))]
+    """The trained arrays (the controller's), each with its leading replicate axis."""
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(eqx.filter(model.controller, eqx.is_array))]
 
 
 @pytest.fixture(scope="module")

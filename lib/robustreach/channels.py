@@ -5,19 +5,32 @@ step outputs the oldest entry and appends the newest (`delay = 0` passes through
 noise is added after the delay. Motor: `u + std * u * e1 + 1.8 * std * e2` elementwise.
 
 Channels take standard-normal samples rather than keys, so that a rollout draws all of a
-trial's noise in one vectorised call before its time loop.
+trial's noise in one vectorised call before its time loop. Noise levels are array leaves (a
+study can `vmap` over them); whether a source is on at all (`noisy`) is static, so that a
+silent source costs no random draws.
 """
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from robustreach.plants.base import as_float_array
+
+
+def is_noisy(noise_std: float | Float[Array, ""]) -> bool:
+    """Whether a noise source with this std draws samples (decided once, when a model is built)."""
+    return bool(jnp.any(jnp.asarray(noise_std) > 0))
+
 
 class FeedbackChannel(eqx.Module):
-    """Delay line plus additive Gaussian noise on the fed-back plant state `[pos, vel]`."""
+    """Delay line plus additive Gaussian noise on what the plant's observation gives."""
 
+    noise_std: Float[Array, ""] = eqx.field(converter=as_float_array)
     delay: int = eqx.field(static=True)
-    noise_std: float = eqx.field(static=True)
+    noisy: bool = eqx.field(static=True)
+
+    def __init__(self, delay: int, noise_std: float | Float[Array, ""]):
+        self.delay, self.noise_std, self.noisy = delay, noise_std, is_noisy(noise_std)
 
     def init_queue(self, initial: Float[Array, " n"]) -> Float[Array, "delay n"]:
         """The FIFO before the first step: `delay` copies of the initial feedback."""
@@ -38,10 +51,14 @@ class FeedbackChannel(eqx.Module):
 class MotorChannel(eqx.Module):
     """Signal-dependent plus constant motor noise (feedbax's reference form)."""
 
-    noise_std: float = eqx.field(static=True)
+    noise_std: Float[Array, ""] = eqx.field(converter=as_float_array)
+    noisy: bool = eqx.field(static=True)
+
+    def __init__(self, noise_std: float | Float[Array, ""]):
+        self.noise_std, self.noisy = noise_std, is_noisy(noise_std)
 
     def __call__(
-        self, command: Float[Array, "2"], e1: Float[Array, "2"], e2: Float[Array, "2"]
-    ) -> Float[Array, "2"]:
+        self, command: Float[Array, " n_controls"], e1: Float[Array, " n_controls"], e2: Float[Array, " n_controls"]
+    ) -> Float[Array, " n_controls"]:
         """`e1`, `e2`: independent standard-normal samples."""
         return command + self.noise_std * command * e1 + 1.8 * self.noise_std * e2

@@ -31,11 +31,33 @@ class _Section(BaseModel):
 
 
 class PlantConfig(_Section):
-    """Point mass in 2D, integrated with explicit Euler."""
+    """The controlled body (`robustreach.plants`), integrated with explicit Euler at step `dt`.
 
-    mass: Positive = 1.0
-    damping: NonNegative = 0.0
+    `type` names a plant of `plants.PLANTS`: `point_mass` (its `mass` and linear `damping`) or
+    `two_link_arm` (Li & Todorov's human-arm parameters; `mass` and `damping` stay unset).
+    """
+
+    type: str = "point_mass"
+    mass: Positive = 1.0  # point mass only
+    damping: NonNegative = 0.0  # point mass only
     dt: Positive = 0.05
+
+    @field_validator("type")
+    @classmethod
+    def _known_plant(cls, value: str) -> str:
+        from robustreach.plants import PLANTS  # the registry imports JAX; config does not need it otherwise
+
+        if value not in PLANTS:
+            raise ValueError(f"unknown plant {value!r}; known: {', '.join(sorted(PLANTS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _point_mass_fields(self) -> PlantConfig:
+        defaults = {name: PlantConfig.model_fields[name].default for name in ("mass", "damping")}
+        changed = [name for name, default in defaults.items() if getattr(self, name) != default]
+        if self.type != "point_mass" and changed:
+            raise ValueError(f"plant.{' and plant.'.join(changed)} only describe the point mass, not plant type {self.type!r}")
+        return self
 
 
 class FeedbackConfig(_Section):
@@ -86,11 +108,36 @@ class TaskConfig(_Section):
 
 
 class PerturbationConfig(_Section):
-    """Training perturbation: per-trial amplitude `std * N(0, 1)` on a fraction of trials."""
+    """Training perturbation: per-trial amplitude `std * N(0, 1)` on a fraction of trials.
 
-    type: Literal["none", "curl", "constant"] = "none"
+    `type` is `none` or a kind of `perturbations.REGISTRY` (curl, constant, viscous, channel,
+    ...); `settings` are that kind's keyword arguments that are not drawn (a viscous field's
+    `matrix`, a channel's `stiffness`), their defaults in the kind's own file.
+    """
+
+    type: str = "none"
     std: NonNegative = 0.0
     p_perturbed: Probability = 1.0
+    settings: dict[str, Any] = {}
+
+    @field_validator("type")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        from robustreach.perturbations import REGISTRY  # the registry imports JAX; config does not need it otherwise
+
+        if value != "none" and value not in REGISTRY:
+            raise ValueError(f"unknown perturbation {value!r}; known: none, {', '.join(sorted(REGISTRY))}")
+        return value
+
+    @model_validator(mode="after")
+    def _settings_of_the_kind(self) -> PerturbationConfig:
+        from robustreach.perturbations import check_settings
+
+        if self.type == "none" and self.settings:
+            raise ValueError(f"settings {sorted(self.settings)} given for perturbation type 'none'")
+        if self.type != "none":
+            check_settings(self.type, self.settings)
+        return self
 
 
 class ContextConfig(_Section):
@@ -215,12 +262,12 @@ class Hyperparameters(_Section):
     def _consistent(self) -> Hyperparameters:
         if self.context.variant == "std_scaled" and self.perturbation.type == "none":
             raise ValueError("context.variant 'std_scaled' needs a perturbation.type other than 'none'")
-        return self
+        from robustreach.plants import PLANTS
 
-    @property
-    def n_inputs(self) -> int:
-        """Size of the network input: context, target pos (2), target vel (2), feedback."""
-        return self.context.n_inputs + 4 + 2 * len(self.feedback.variables)
+        problem = PLANTS[self.plant.type].workspace_problem(self.task.workspace)
+        if problem:
+            raise ValueError(f"task.workspace {self.task.workspace} does not suit plant {self.plant.type!r}: {problem}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON types only), every default filled in."""

@@ -43,7 +43,7 @@ class LeakyTanhCell(eqx.Module):
 
 
 class Controller(eqx.Module):
-    """Recurrent cell plus linear readout; the readout bias starts at zero."""
+    """Recurrent cell plus linear readout to the plant's controls; the readout bias starts at zero."""
 
     cell: eqx.nn.GRUCell | LeakyTanhCell
     readout: eqx.nn.Linear
@@ -56,6 +56,7 @@ class Controller(eqx.Module):
         cell: Literal["gru", "leaky_tanh"] = "gru",
         orthogonal_recurrent_init: bool = False,
         leak: float = 0.1,
+        n_outputs: int = 2,
         key: PRNGKeyArray,
     ):
         """**Arguments:**
@@ -65,6 +66,7 @@ class Controller(eqx.Module):
         - `cell`: "gru" (equinox's GRUCell) or "leaky_tanh".
         - `orthogonal_recurrent_init`: draw each recurrent weight block as an orthogonal matrix.
         - `leak`: leak rate of the leaky tanh cell.
+        - `n_outputs`: size of the readout, what the plant takes (`plant.n_controls`).
         - `key`: PRNG key for the initialisation (keyword-only).
         """
         cell_key, readout_key, orthogonal_key = jax.random.split(key, 3)
@@ -79,9 +81,9 @@ class Controller(eqx.Module):
             orthogonal = jax.nn.initializers.orthogonal()
             blocks = [orthogonal(k, (hidden_size, hidden_size)) for k in jax.random.split(orthogonal_key, n_blocks)]
             recurrent = eqx.tree_at(lambda c: c.weight_hh, recurrent, jnp.concatenate(blocks, axis=0))
-        readout = eqx.nn.Linear(hidden_size, 2, key=readout_key)
+        readout = eqx.nn.Linear(hidden_size, n_outputs, key=readout_key)
         self.cell = recurrent
-        self.readout = eqx.tree_at(lambda r: r.bias, readout, jnp.zeros(2))
+        self.readout = eqx.tree_at(lambda r: r.bias, readout, jnp.zeros(n_outputs))
 
     @property
     def hidden_size(self) -> int:

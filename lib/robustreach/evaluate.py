@@ -1,7 +1,7 @@
 """Evaluate a trained ensemble on an evaluation set under chosen test conditions.
 
 An `EvaluationSpec` says which trials (centre-out reaches or hold trials), which test
-conditions (a curl or constant field at listed amplitudes, feedback impulses, context-input
+conditions (a perturbation of `robustreach.perturbations` at listed amplitudes, feedback impulses, context-input
 values: every combination is one *condition*), which noise (the model's training noise unless
 overridden) and how many noise realisations per trial. `evaluate` runs every condition,
 replicate and realisation in one compiled call and returns an `Evaluation`:
@@ -34,18 +34,19 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from robustreach.config import Hyperparameters, load_hyperparameters
-from robustreach.model import ReachingModel, Trajectory, is_ensemble, replicate_count, simulate_replicates
-from robustreach.progress import progress_bar
-from robustreach.tasks import (
-    centre_out_trials,
-    hold_trials,
-    random_angles,
-    with_constant_field,
-    with_context,
-    with_curl,
-    with_feedback_impulse,
+from robustreach.channels import FeedbackChannel, MotorChannel, is_noisy
+from robustreach.model import (
+    ReachingModel,
+    Trajectory,
+    is_ensemble,
+    network_input_size,
+    replicate_count,
+    simulate_replicates,
 )
-from robustreach.trials import Trials
+from robustreach.perturbations import check_settings
+from robustreach.progress import progress_bar
+from robustreach.tasks import centre_out_trials, default_reach_length, hold_trials, random_angles, with_context, with_feedback_impulse, with_perturbation
+from robustreach.trials import FEEDBACK_STATE, Trials
 
 AXES = ("condition", "replicate", "realisation", "trial", "time")
 IMPULSE_ANGLES = {"x": 0.0, "y": np.pi / 2}
@@ -80,9 +81,10 @@ class EvaluationSpec(_Spec):
     trial_set: Literal["centre_out", "hold"] = "centre_out"
     n_grid: int | None = Field(None, ge=1)  # default: 1 for centre-out, 5 for hold sets
     n_directions: int = Field(24, ge=1)
-    reach_length: float = Field(0.5, gt=0.0)
+    reach_length: float | None = Field(None, gt=0.0)  # default: `tasks.default_reach_length` of the workspace
     n_steps: int | None = Field(None, ge=2)  # default: the model's training n_steps
-    perturbation: Literal["none", "curl", "constant"] = "none"
+    perturbation: str = "none"  # or a kind of `perturbations.REGISTRY`
+    settings: dict[str, Any] = {}  # that kind's settings (a viscous matrix, a channel's stiffness)
     amplitudes: list[float] = Field([0.0], min_length=1)
     impulse: ImpulseSpec | None = None
     context: list[float] | None = Field(None, min_length=1)
@@ -92,8 +94,13 @@ class EvaluationSpec(_Spec):
 
     @model_validator(mode="after")
     def _amplitudes_need_a_field(self) -> EvaluationSpec:
-        if self.perturbation == "none" and any(a != 0 for a in self.amplitudes):
-            raise ValueError(f"amplitudes {self.amplitudes} need perturbation 'curl' or 'constant', not 'none'")
+        if self.perturbation == "none":
+            if any(a != 0 for a in self.amplitudes):
+                raise ValueError(f"amplitudes {self.amplitudes} need a perturbation, not 'none'")
+            if self.settings:
+                raise ValueError(f"settings {sorted(self.settings)} need a perturbation, not 'none'")
+        else:
+            check_settings(self.perturbation, self.settings)
         return self
 
 
@@ -213,17 +220,16 @@ def with_noise(
 ) -> ReachingModel:
     """The model with some noise levels replaced (`None` keeps the current value)."""
     if feedback is not None:
-        channel = dataclasses.replace(model.feedback, noise_std=float(feedback))
-        model = eqx.tree_at(lambda m: m.feedback, model, channel)
+        model = eqx.tree_at(lambda m: m.feedback, model, FeedbackChannel(model.feedback.delay, feedback))
     if motor is not None:
-        model = eqx.tree_at(lambda m: m.motor, model, dataclasses.replace(model.motor, noise_std=float(motor)))
-    if hidden is not None:
-        model = dataclasses.replace(model, hidden_noise_std=float(hidden))  # a static field of the model
+        model = eqx.tree_at(lambda m: m.motor, model, MotorChannel(motor))
+    if hidden is not None:  # whether the source draws at all is static: a new model, not a new leaf
+        model = dataclasses.replace(model, hidden_noise_std=hidden, hidden_noisy=is_noisy(hidden))
     return model
 
 
 def _check_model(model: ReachingModel, hp: Hyperparameters) -> None:
-    expected = hp.n_inputs
+    expected = network_input_size(hp)
     weight = model.controller.cell.weight_ih
     if weight.shape[-1] != expected:
         raise ValueError(
@@ -252,11 +258,13 @@ def _resolve(spec: EvaluationSpec, model: ReachingModel, hp: Hyperparameters) ->
     params["n_grid"] = spec.n_grid or (1 if spec.trial_set == "centre_out" else 5)
     params["n_steps"] = spec.n_steps or hp.task.n_steps
     params["workspace"] = hp.task.workspace
+    params["reach_length"] = spec.reach_length or default_reach_length(hp.task.workspace)
     params["dt"] = hp.plant.dt
     params["noise"] = {
-        "feedback": model.feedback.noise_std if spec.noise.feedback is None else spec.noise.feedback,
-        "motor": model.motor.noise_std if spec.noise.motor is None else spec.noise.motor,
-        "hidden": model.hidden_noise_std if spec.noise.hidden is None else spec.noise.hidden,
+        # the levels as the hyperparameters give them (the model holds them in float32)
+        "feedback": hp.feedback.noise_std if spec.noise.feedback is None else spec.noise.feedback,
+        "motor": hp.motor.noise_std if spec.noise.motor is None else spec.noise.motor,
+        "hidden": hp.controller.hidden_noise_std if spec.noise.hidden is None else spec.noise.hidden,
     }
     if spec.trial_set == "hold":  # centre-out geometry does not apply
         params.pop("n_directions")
@@ -265,9 +273,14 @@ def _resolve(spec: EvaluationSpec, model: ReachingModel, hp: Hyperparameters) ->
 
 
 def build_trials(
-    params: Mapping[str, Any], conditions: Sequence[Mapping[str, float]], n_context: int
+    params: Mapping[str, Any],
+    conditions: Sequence[Mapping[str, float]],
+    n_context: int,
+    observed: tuple[str, ...] = FEEDBACK_STATE,
 ) -> tuple[Trials, Float[Array, " trial"] | None]:
-    """The trials of every condition stacked on a leading axis, and the impulse angles."""
+    """The trials of every condition stacked on a leading axis, and the impulse angles.
+
+    `observed` are the plant's `observation_labels` (the feedback the impulses offset)."""
     if params["trial_set"] == "centre_out":
         base = centre_out_trials(
             params["n_steps"],
@@ -276,9 +289,12 @@ def build_trials(
             n_directions=params["n_directions"],
             reach_length=params["reach_length"],
             n_context=n_context,
+            n_observed=len(observed),
         )
     else:
-        base = hold_trials(params["n_steps"], params["workspace"], n_grid=params["n_grid"], n_context=n_context)
+        base = hold_trials(
+            params["n_steps"], params["workspace"], n_grid=params["n_grid"], n_context=n_context, n_observed=len(observed)
+        )
 
     impulse = params.get("impulse")
     angle = None
@@ -291,10 +307,8 @@ def build_trials(
     per_condition = []
     for labels in conditions:
         trials = base
-        if params["perturbation"] == "curl":
-            trials = with_curl(trials, labels["amplitude"])
-        elif params["perturbation"] == "constant":
-            trials = with_constant_field(trials, labels["amplitude"])
+        if params["perturbation"] != "none":
+            trials = with_perturbation(trials, params["perturbation"], labels["amplitude"], **params.get("settings", {}))
         if impulse:
             trials = with_feedback_impulse(
                 trials,
@@ -303,6 +317,7 @@ def build_trials(
                 duration=impulse["duration"],
                 amplitude=labels["impulse_amplitude"],
                 angle=angle,
+                labels=observed,
             )
         if "context" in labels:
             trials = with_context(trials, labels["context"])
@@ -370,10 +385,12 @@ def prepare_evaluation(
         )
     n_context = hp.context.n_inputs
     conditions = _condition_grid(spec, n_context)
-    trials, angle = build_trials(params, conditions, n_context)
+    trials, angle = build_trials(params, conditions, n_context, model.plant.observation_labels)
     ensemble = with_noise(model, **spec.noise.model_dump())
     if not is_ensemble(model):  # a single model: a one-replicate ensemble
-        ensemble = jax.tree_util.tree_map(lambda x: x[None] if eqx.is_array(x) else x, ensemble)
+        ensemble = eqx.tree_at(
+            lambda m: m.controller, ensemble, jax.tree_util.tree_map(lambda x: x[None] if eqx.is_array(x) else x, ensemble.controller)
+        )
     keys = jax.random.split(jax.random.PRNGKey(spec.seed), spec.n_realisations)
     return PreparedEvaluation(params, tuple(conditions), trials, angle, ensemble, keys, hp.plant.dt)
 

@@ -62,6 +62,6 @@ def loss_terms(trajectory: Trajectory, trials: Trials, weights: LossWeights) -> 
     return terms
 
 
-def readout_norm_penalty(readout_weight: Float[Array, "2 hidden"], target: float, weight: float) -> Float[Array, ""]:
+def readout_norm_penalty(readout_weight: Float[Array, "n_controls hidden"], target: float, weight: float) -> Float[Array, ""]:
     """`weight * (||W_readout||_F - target)^2`, the optional training-only term."""
     return weight * (jnp.linalg.norm(readout_weight) - target) ** 2

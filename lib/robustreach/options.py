@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from robustreach.config import Hyperparameters, load_hyperparameters
+from robustreach.perturbations import REGISTRY, perturbation_kind
 
 __all__ = [
     "ANALYSES",
@@ -67,15 +68,20 @@ class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
+def _registered_kinds(amplitudes: dict[str, list[float]]) -> dict[str, list[float]]:
+    for name in amplitudes:
+        perturbation_kind(name)  # a ValueError listing the known kinds
+    return amplitudes
+
+
 class EvaluationOptions(_Options):
-    """Centre-out test conditions: the field amplitudes per field type (the notebook uses the one
-    named by `perturbation.type`), context-input values held during the reaches (None: the
+    """Centre-out test conditions: the amplitudes per perturbation kind (default: each kind's
+    `test_amplitudes`; the notebook uses the one named by `perturbation.type`), context-input values held during the reaches (None: the
     model's own), reach directions, noise realisations and the PRNG seed of the noise."""
 
-    amplitudes: dict[Literal["curl", "constant"], _FieldFloats] = {
-        "curl": [0.0, 0.5, 1.0, 2.0, 4.0],
-        "constant": [0.0, 0.05, 0.1, 0.2, 0.4],
-    }
+    amplitudes: Annotated[dict[str, _FieldFloats], AfterValidator(_registered_kinds)] = Field(
+        default_factory=lambda: {name: list(kind.test_amplitudes) for name, kind in sorted(REGISTRY.items())}
+    )
     context: _FieldFloats | None = Field(None, min_length=1)
     n_directions: int = Field(8, ge=1)
     n_realisations: int = Field(1, ge=1)

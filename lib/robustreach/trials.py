@@ -4,16 +4,19 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-# Order of the fed-back plant state; the feedback offsets use the same order.
+from robustreach.perturbations import AbstractPerturbation
+
+# What the point mass's (and, by default, the arm's) observation holds, in order: the
+# feedback offsets of impulses use the plant's `observation_labels`, this by default.
 FEEDBACK_STATE = ("pos_x", "pos_y", "vel_x", "vel_y")
 
 
 class Trials(eqx.Module):
     """Start and target states, context input and perturbations of a batch of trials.
 
-    - `curl`: curl-field amplitude; the field is `curl * (-vel_y, vel_x)` (positive: CCW).
-    - `force`: constant external force vector added at every step.
-    - `feedback_offset`: added to the fed-back `[pos, vel]` at each step (feedback impulses);
+    - `perturbations`: forces at the hand acting together (`robustreach.perturbations`), each
+      with its per-trial parameters batched like the other fields; `()` for none.
+    - `feedback_offset`: added to the fed-back observation at each step (feedback impulses);
       index `t` acts on the feedback consumed by update `t` (index 0 is never used).
     - `perturbed`: whether the trial counts as perturbed (for context inputs and analysis).
     """
@@ -23,9 +26,8 @@ class Trials(eqx.Module):
     target_pos: Float[Array, "*batch 2"]
     target_vel: Float[Array, "*batch 2"]
     context: Float[Array, "*batch n_context"]
-    curl: Float[Array, "*batch"]
-    force: Float[Array, "*batch 2"]
-    feedback_offset: Float[Array, "*batch n_steps 4"]
+    perturbations: tuple[AbstractPerturbation, ...]
+    feedback_offset: Float[Array, "*batch n_steps n_observed"]
     perturbed: Bool[Array, "*batch"]
 
     @property
@@ -48,6 +50,7 @@ def unperturbed_trials(
     target_pos: Float[Array, "batch 2"],
     n_steps: int,
     n_context: int = 0,
+    n_observed: int = len(FEEDBACK_STATE),
 ) -> Trials:
     """Reaches from rest at `init_pos` to rest at `target_pos`, no perturbation, zero context."""
     n = init_pos.shape[0]
@@ -58,8 +61,7 @@ def unperturbed_trials(
         target_pos=jnp.asarray(target_pos, float),
         target_vel=zeros2,
         context=jnp.zeros((n, n_context)),
-        curl=jnp.zeros(n),
-        force=zeros2,
-        feedback_offset=jnp.zeros((n, n_steps, 4)),
+        perturbations=(),
+        feedback_offset=jnp.zeros((n, n_steps, n_observed)),
         perturbed=jnp.zeros(n, bool),
     )

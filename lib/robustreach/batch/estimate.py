@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from robustreach.config import Hyperparameters
+from robustreach.model import network_input_size
 
 __all__ = ["BatchEstimate", "GroupCalibration", "RunEstimate", "calibrate_group", "estimate_batch", "format_duration"]
 
@@ -128,8 +129,8 @@ def calibrate_group(members: list[Hyperparameters], n_batches: int = CALIBRATION
 def _shape_key(members: list[Hyperparameters]) -> tuple[Any, ...]:
     """What a batch's time depends on (not the number of batches, nor the batchable values)."""
     hp = members[0]
-    return (len(members), hp.controller.hidden_size, hp.controller.cell, hp.n_inputs, hp.task.n_steps,
-            hp.train.batch_size, hp.train.n_replicates, hp.perturbation.type, hp.context.variant)
+    return (len(members), hp.plant.type, hp.controller.hidden_size, hp.controller.cell, network_input_size(hp),
+            hp.task.n_steps, hp.train.batch_size, hp.train.n_replicates, hp.perturbation.type, hp.context.variant)
 
 
 def estimate_batch(

@@ -10,8 +10,11 @@ import pkgutil
 from robustreach.perturbations.base import (
     REGISTRY,
     AbstractPerturbation,
+    check_settings,
     perturbation_kind,
     register,
+    settings_of,
+    static_settings,
     total_force,
     training_amplitude,
 )
@@ -30,10 +33,13 @@ __all__ = [
     "Constant",
     "Curl",
     "Viscous",
+    "check_settings",
     "channel_normal",
     "lateral_component",
     "perturbation_kind",
     "register",
+    "settings_of",
+    "static_settings",
     "total_force",
     "training_amplitude",
 ]

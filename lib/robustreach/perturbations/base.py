@@ -17,8 +17,9 @@ package with a class decorated by `@register`; the package imports every module 
 
 from __future__ import annotations
 
+import inspect
 from abc import abstractmethod
-from typing import ClassVar, Self
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -43,10 +44,43 @@ def perturbation_kind(name: str) -> type["AbstractPerturbation"]:
     return REGISTRY[name]
 
 
+def settings_of(kind: type["AbstractPerturbation"]) -> dict[str, Any]:
+    """The kind's settings (keyword-only arguments of `fixed`) with their defaults."""
+    parameters = inspect.signature(kind.fixed).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def check_settings(name: str, settings: dict[str, Any]) -> None:
+    """Raise a `ValueError` naming the problem if `settings` do not suit the kind called `name`.
+
+    Unknown names are listed with the kind's own; values are checked by building one trial.
+    """
+    kind = perturbation_kind(name)
+    known = settings_of(kind)
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ValueError(f"perturbation {name!r} has no setting(s) {unknown}; its settings: {sorted(known) or 'none'}")
+    try:
+        kind.fixed(1.0, jnp.zeros((1, 2)), jnp.ones((1, 2)), **settings)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"perturbation {name!r}: invalid settings {settings}: {error}") from None
+
+
+def static_settings(settings: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Settings as a hashable, sorted tuple (nested lists become tuples), for static fields."""
+    freeze = lambda v: tuple(freeze(x) for x in v) if isinstance(v, (list, tuple)) else v
+    return tuple(sorted((key, freeze(value)) for key, value in settings.items()))
+
+
 class AbstractPerturbation(eqx.Module):
-    """A force at the hand with per-trial parameters (see the module docstring)."""
+    """A force at the hand with per-trial parameters (see the module docstring).
+
+    `test_amplitudes` are the amplitudes the behaviour notebooks test by default
+    (`options.EvaluationOptions`), in the kind's own units.
+    """
 
     name: ClassVar[str]
+    test_amplitudes: ClassVar[tuple[float, ...]]
 
     @classmethod
     @abstractmethod
@@ -57,14 +91,14 @@ class AbstractPerturbation(eqx.Module):
         start: Float[Array, "trials 2"],
         target: Float[Array, "trials 2"],
         **settings,
-    ) -> Self:
+    ) -> "AbstractPerturbation":
         """Training trials: parameters from `key` and a signed amplitude per trial (zero: unperturbed)."""
 
     @classmethod
     @abstractmethod
     def fixed(
         cls, amplitude: float, start: Float[Array, "trials 2"], target: Float[Array, "trials 2"], **settings
-    ) -> Self:
+    ) -> "AbstractPerturbation":
         """Evaluation trials: every trial at this amplitude."""
 
     @abstractmethod

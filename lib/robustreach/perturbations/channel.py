@@ -29,6 +29,7 @@ class Channel(AbstractPerturbation):
     """Force-channel probe trials; amplitude is the channel's gain (training: on when perturbed)."""
 
     name = "channel"
+    test_amplitudes = (0.0, 1.0)
     gain: Float[Array, "*trials"]
     stiffness: Float[Array, "*trials"]
     damping: Float[Array, "*trials"]

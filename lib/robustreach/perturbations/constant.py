@@ -15,6 +15,7 @@ class Constant(AbstractPerturbation):
     (counter-clockwise) to the reach direction, so that every reach is pushed the same way."""
 
     name = "constant"
+    test_amplitudes = (0.0, 0.05, 0.1, 0.2, 0.4)
     vector: Float[Array, "*trials 2"]
 
     @classmethod

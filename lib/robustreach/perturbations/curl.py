@@ -13,6 +13,7 @@ class Curl(AbstractPerturbation):
     """Velocity-dependent curl field of per-trial amplitude `a`."""
 
     name = "curl"
+    test_amplitudes = (0.0, 0.5, 1.0, 2.0, 4.0)
     amplitude: Float[Array, "*trials"]
 
     @classmethod

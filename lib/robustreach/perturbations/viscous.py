@@ -19,6 +19,7 @@ class Viscous(AbstractPerturbation):
     """Velocity-dependent force `f = B v` with a per-trial matrix `B` (amplitude times `matrix`)."""
 
     name = "viscous"
+    test_amplitudes = (0.0, 0.03, 0.06, 0.12, 0.25)
     matrix: Float[Array, "*trials 2 2"]
 
     @classmethod

@@ -21,7 +21,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from robustreach.plants.base import AbstractPlant, as_float_array
+from robustreach.plants.base import AbstractPlant, as_float_array, register_plant
 
 
 class TwoLinkArmState(eqx.Module):
@@ -31,12 +31,15 @@ class TwoLinkArmState(eqx.Module):
     d_angle: Float[Array, "2"]
 
 
+@register_plant
 class TwoLinkArm(AbstractPlant[TwoLinkArmState]):
     """Two-link arm with the human-arm parameters of Li & Todorov (2004), as in feedbax and MotorNet.
 
     The controller's output is the pair of joint torques; the feedback channel observes the
     hand's position and velocity (plus joint angles and velocities with `observe_joints`).
     """
+
+    name = "two_link_arm"
 
     length: Float[Array, "2"] = eqx.field(converter=as_float_array, default=(0.30, 0.33))  # m
     mass: Float[Array, "2"] = eqx.field(converter=as_float_array, default=(1.4, 1.0))  # kg
@@ -47,6 +50,24 @@ class TwoLinkArm(AbstractPlant[TwoLinkArmState]):
     )  # kg m^2 / s
     dt: Float[Array, ""] = eqx.field(converter=as_float_array, default=0.01)  # s
     observe_joints: bool = eqx.field(static=True, default=False)
+
+    @classmethod
+    def from_config(cls, config) -> TwoLinkArm:
+        return cls(dt=config.dt)
+
+    @classmethod
+    def workspace_problem(cls, workspace: list[list[float]]) -> str | None:
+        # The farthest point of the rectangle from the shoulder is a corner, the nearest the
+        # origin clipped into it: both must lie inside the ring the hand reaches.
+        (x0, y0), (x1, y1) = workspace
+        corners = jnp.array([[x0, y0], [x0, y1], [x1, y0], [x1, y1]], float)
+        nearest = jnp.array([[min(max(0.0, x0), x1), min(max(0.0, y0), y1)]])
+        arm = cls()
+        if bool(arm.reachable(corners).all() and arm.reachable(nearest).all()):
+            return None
+        l1, l2 = arm.length
+        return (f"the hand reaches radii {float(abs(l1 - l2)):.2f} to {float(l1 + l2):.2f} m from the shoulder "
+                "at the origin; give a workspace inside that ring, e.g. [[-0.15, 0.25], [0.15, 0.55]]")
 
     def hand_position(self, angle: Float[Array, "2"]) -> Float[Array, "2"]:
         """Forward kinematics: the hand's position for these joint angles."""

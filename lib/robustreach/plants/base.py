@@ -15,7 +15,7 @@ semantics of feedbax and of `robustreach.plant.PointMass`.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Callable, Generic, TypeVar
+from typing import Callable, ClassVar, Generic, TypeVar
 
 import equinox as eqx
 import jax
@@ -23,6 +23,15 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 StateT = TypeVar("StateT", bound=PyTree)
+PLANTS: dict[str, type["AbstractPlant"]] = {}
+
+
+def register_plant(cls: type["AbstractPlant"]) -> type["AbstractPlant"]:
+    """Class decorator: make a plant available as `plant.type: <its name>` in hyperparameters."""
+    if cls.name in PLANTS and PLANTS[cls.name] is not cls:
+        raise ValueError(f"plant name {cls.name!r} is already registered by {PLANTS[cls.name].__qualname__}")
+    PLANTS[cls.name] = cls
+    return cls
 
 
 def as_float_array(value) -> Float[Array, "..."]:
@@ -53,7 +62,19 @@ class AbstractPlant(eqx.Module, Generic[StateT]):
     ```
     """
 
+    name: ClassVar[str]
     dt: eqx.AbstractVar[Float[Array, ""]]
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config) -> "AbstractPlant":
+        """The plant described by a `config.PlantConfig` section."""
+
+    @classmethod
+    def workspace_problem(cls, workspace: list[list[float]]) -> str | None:
+        """Why the hand cannot reach the whole workspace `[[x_min, y_min], [x_max, y_max]]`
+        (None: it can). Checked when hyperparameters are validated."""
+        return None
 
     @abstractmethod
     def initial_state(self, effector_pos: Float[Array, "2"], effector_vel: Float[Array, "2"]) -> StateT:

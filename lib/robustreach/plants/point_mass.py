@@ -13,7 +13,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from robustreach.plants.base import AbstractPlant, as_float_array
+from robustreach.plants.base import AbstractPlant, as_float_array, register_plant
 
 
 class PointMassState(eqx.Module):
@@ -23,15 +23,22 @@ class PointMassState(eqx.Module):
     vel: Float[Array, "2"]
 
 
+@register_plant
 class PointMass(AbstractPlant[PointMassState]):
     """Point mass with linear damping; the controller's output is a 2D force.
 
     Defaults are the reference values (feedbax): `mass = 1`, `damping = 0`, `dt = 0.05`.
     """
 
+    name = "point_mass"
+
     mass: Float[Array, ""] = eqx.field(converter=as_float_array, default=1.0)
     damping: Float[Array, ""] = eqx.field(converter=as_float_array, default=0.0)
     dt: Float[Array, ""] = eqx.field(converter=as_float_array, default=0.05)
+
+    @classmethod
+    def from_config(cls, config) -> PointMass:
+        return cls(mass=config.mass, damping=config.damping, dt=config.dt)
 
     def initial_state(self, effector_pos: Float[Array, "2"], effector_vel: Float[Array, "2"]) -> PointMassState:
         return PointMassState(jnp.asarray(effector_pos, float), jnp.asarray(effector_vel, float))

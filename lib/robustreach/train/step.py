@@ -22,7 +22,7 @@ from robustreach.tasks import centre_out_trials, training_trials
 from robustreach.train.conditions import ConditionArrays
 from robustreach.train.schedules import learning_rate_schedule, perturbation_scale_schedule
 
-Params = PyTree  # the array leaves of a ReachingModel (the controller's weights)
+Params = PyTree  # the trained arrays of a ReachingModel (the controller's weights, `model.trainable`)
 METRIC_NAMES = (*TASK_TERMS, "total", "training", "learning_rate", "perturbation_scale", "finite")
 
 
@@ -110,15 +110,21 @@ def _all_finite(tree: PyTree) -> Bool[Array, ""]:
 
 def ensemble_step(step: StepFunction) -> Callable:
     """The step vmapped over replicates (inner) and conditions (outer), jit-compiled."""
-    over_replicates = jax.vmap(step, in_axes=(0, 0, None, None, None, 0))
-    over_conditions = jax.vmap(over_replicates, in_axes=(0, 0, 0, None, None, None))
+    # filter_vmap keeps the step a PyTree: the plant's and channels' arrays it holds are
+    # arguments of the compiled function (shared by every replicate), not hidden constants.
+    over_replicates = eqx.filter_vmap(step, in_axes=(0, 0, None, None, None, 0))
+    over_conditions = eqx.filter_vmap(over_replicates, in_axes=(0, 0, 0, None, None, None))
     return eqx.filter_jit(over_conditions)
 
 
 def make_validation(hp: Hyperparameters, static: ReachingModel, trace_counter: list) -> Callable:
     """Task loss (never the custom training loss) on a fixed unperturbed centre-out set."""
     trials = centre_out_trials(
-        hp.task.n_steps, hp.task.workspace, n_directions=hp.train.validation_directions, n_context=hp.context.n_inputs
+        hp.task.n_steps,
+        hp.task.workspace,
+        n_directions=hp.train.validation_directions,
+        n_context=hp.context.n_inputs,
+        n_observed=static.plant.n_observed,
     )
 
     def validate(params: Params, condition: ConditionArrays, key: PRNGKeyArray) -> Float[Array, ""]:

@@ -26,7 +26,7 @@ from robustreach.progress import progress_bar
 
 from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.devices import TrainingSharding, training_sharding
-from robustreach.model import ReachingModel, build_ensemble
+from robustreach.model import ReachingModel, build_ensemble, trainable
 from robustreach.provenance import provenance
 from robustreach.train.checkpoint import resume_checkpoint, save_checkpoint
 from robustreach.train.conditions import ConditionArrays, stack_conditions
@@ -116,7 +116,8 @@ def prepare_training(conditions: list[Hyperparameters | dict], method: Literal["
     hp = hps[0]
     condition_arrays = stack_conditions(hps)
     init_key, train_key, validation_key = jax.random.split(jax.random.PRNGKey(hp.train.seed), 3)
-    replicate_params, static = eqx.partition(build_ensemble(hp, init_key), eqx.is_array)
+    ensemble = build_ensemble(hp, init_key)
+    replicate_params, static = eqx.partition(ensemble, trainable(ensemble))  # the plant's numbers stay fixed
     params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(hps), *x.shape)), replicate_params)
     optimizer = make_optimizer(hp)
     opt_state = jax.vmap(jax.vmap(optimizer.init))(params)
