@@ -122,3 +122,24 @@ def test_ensemble_shares_one_plant_and_replicates_only_the_controller():
     ensemble = build_ensemble(hp, KEY, n_replicates=3)
     assert ensemble.controller.readout.weight.shape == (3, 2, 8)
     assert ensemble.plant.mass.shape == () and ensemble.feedback.noise_std.shape == ()
+
+
+def test_the_analyses_run_unchanged_on_an_arm_ensemble():
+    from robustreach.evaluate import evaluate
+    from robustreach.fixed_points.sweep import goal_sweep
+    from robustreach.measures import measures_table
+
+    hp = arm_hyperparameters()
+    ensemble = build_ensemble(hp, KEY, n_replicates=2)
+    reaches = evaluate(ensemble, hp, {"perturbation": "curl", "amplitudes": [0.0, 2.0], "n_directions": 4})
+    assert reaches.params["reach_length"] == pytest.approx(0.075)  # a quarter of the 0.3 m workspace
+    table = measures_table(reaches, "arm", ["endpoint_error", "max_lateral_deviation", "velocity_reversals"])
+    assert len(table) == 3 * 2 * 2 * 4 and np.isfinite(table["value"]).all()
+    impulses = evaluate(ensemble, hp, {"trial_set": "hold", "n_grid": 1,
+                                       "impulse": {"variable": "pos", "amplitudes": [0.01], "onset": 5, "duration": 2}})
+    offset = np.asarray(impulses.trials.feedback_offset)[0, 0]  # the hand position fed back is offset
+    np.testing.assert_allclose(np.abs(offset[5:7, :2]).sum(axis=-1), 0.01, rtol=1e-6)
+    sweep = goal_sweep(ensemble, key=KEY, n_grid=1, workspace=hp.task.workspace, n_steps=10, n_starts=2,
+                       progress=False)
+    goal = np.asarray(sweep.points[["goal_x", "goal_y"]].iloc[0])
+    np.testing.assert_allclose(goal, [0.0, 0.4], atol=1e-6)  # the centre of the arm's workspace

@@ -109,7 +109,7 @@ def hold_hidden_states(
     model's own noise."""
     goals = jnp.asarray(goals, float)
     contexts = jnp.asarray(contexts, float)
-    trials = unperturbed_trials(goals, goals, n_steps, contexts.shape[1])
+    trials = unperturbed_trials(goals, goals, n_steps, contexts.shape[1], model.plant.n_observed)
 
     def one(context, k):
         return simulate(model, with_context(trials, context), k).hidden
