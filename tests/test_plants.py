@@ -89,3 +89,17 @@ def test_incomplete_plant_cannot_be_instantiated():
 
     with pytest.raises(TypeError, match="abstract"):
         NoPhysics()
+
+
+def test_plants_are_found_by_name_and_a_taken_name_is_refused():
+    from robustreach.plants import PLANTS, register_plant
+
+    assert PLANTS["point_mass"] is PointMass and PLANTS["two_link_arm"] is TwoLinkArm
+    assert register_plant(PointMass) is PointMass  # the same class again (a module reload) is fine
+
+    class Impostor(PointMass):
+        name = "point_mass"
+
+    with pytest.raises(ValueError, match="plant name 'point_mass' is already registered by PointMass"):
+        register_plant(Impostor)
+    assert PLANTS["point_mass"] is PointMass

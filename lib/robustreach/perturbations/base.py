@@ -26,15 +26,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from robustreach.registry import registrar
+
 REGISTRY: dict[str, type["AbstractPerturbation"]] = {}
-
-
-def register(cls: type["AbstractPerturbation"]) -> type["AbstractPerturbation"]:
-    """Class decorator: make a perturbation kind available under its `name`."""
-    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
-        raise ValueError(f"perturbation name {cls.name!r} is already registered by {REGISTRY[cls.name].__qualname__}")
-    REGISTRY[cls.name] = cls
-    return cls
+register = registrar(REGISTRY, "perturbation")  # class decorator: the kind is found by its `name`
 
 
 def perturbation_kind(name: str) -> type["AbstractPerturbation"]:

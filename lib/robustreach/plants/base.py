@@ -22,16 +22,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+from robustreach.registry import registrar
+
 StateT = TypeVar("StateT", bound=PyTree)
 PLANTS: dict[str, type["AbstractPlant"]] = {}
-
-
-def register_plant(cls: type["AbstractPlant"]) -> type["AbstractPlant"]:
-    """Class decorator: make a plant available as `plant.type: <its name>` in hyperparameters."""
-    if cls.name in PLANTS and PLANTS[cls.name] is not cls:
-        raise ValueError(f"plant name {cls.name!r} is already registered by {PLANTS[cls.name].__qualname__}")
-    PLANTS[cls.name] = cls
-    return cls
+register_plant = registrar(PLANTS, "plant")  # class decorator: `plant.type: <its name>` selects it
 
 
 def as_float_array(value) -> Float[Array, "..."]:
