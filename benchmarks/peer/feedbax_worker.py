@@ -1,4 +1,4 @@
-"""Worker run with feedbax's own interpreter (`peer-setup.sh`): train feedbax's point-mass
+"""Worker run with feedbax's own interpreter (`peer/setup.sh`): train feedbax's point-mass
 GRU reaching setup for `n_batches` batches of 250 and print the seconds from the call to the
 trained model, as one JSON line. Usage: python feedbax_worker.py N_REPLICATES N_BATCHES"""
 
@@ -8,14 +8,16 @@ import sys
 import tempfile
 import time
 
-import equinox as eqx
-import jax
-import jax.random as jr
-from feedbax.xabdeef import point_mass_nn_simple_reaches
-
 n_replicates, n_batches = int(sys.argv[1]), int(sys.argv[2])
-with tempfile.TemporaryDirectory() as scratch:  # its trainer writes checkpoints to the working folder
+# feedbax writes `feedbax.log` when imported and checkpoints while training, into the working
+# folder: both go to a scratch folder.
+with tempfile.TemporaryDirectory() as scratch:
     os.chdir(scratch)
+    import equinox as eqx
+    import jax
+    import jax.random as jr
+    from feedbax.xabdeef import point_mass_nn_simple_reaches
+
     context = point_mass_nn_simple_reaches(n_replicates=n_replicates, hidden_size=50, n_steps=100, key=jr.PRNGKey(0))
     start = time.perf_counter()
     model, *_ = context.train(n_batches=n_batches, batch_size=250, log_step=n_batches, disable_tqdm=True, key=jr.PRNGKey(1))
