@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import needs_chromium
-from robustreach.findings import export_part_figures, findings_markdown, part_findings
+from robustreach.findings import export_part_figures, figure_summaries, findings_markdown, part_findings
 from robustreach.paramfiles import file_models, load_paramfile
 from robustreach.store import ResultsStore
 
@@ -62,3 +62,19 @@ def test_figures_of_the_part_are_exported_as_png(demo_project, tmp_path):
         assert path.suffix == ".png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = findings_markdown(findings, paths, relative_to=tmp_path)
     assert all(f"(figures/{Path(p).name})" in page for p in paths)
+
+
+def test_measures_are_read_back_from_every_figure_of_the_part(demo_project):
+    results = demo_project / "results"
+    findings = part_findings(demo_project / "params/demo.yml", results, root=demo_project)
+    identifier = "behaviour/distributions/endpoint_error"
+    summaries = figure_summaries(findings, results, [identifier])
+    records = [r for r in ResultsStore(results).find_figures(identifier) if set(r["model_hashes"]) <= set(findings.model_hashes)]
+    assert len(summaries) == len(records) >= 1
+    for summary in summaries:
+        # one row per training condition and test amplitude, each over every trial drawn
+        fig = ResultsStore(results).load_figure(next(r for r in records if r["identifier"] == summary.identifier))
+        assert set(summary.table["trace"]) == {trace.name for trace in fig.data}
+        assert (summary.table["n"] > 0).all() and (summary.table["q25"] <= summary.table["median"]).all()
+    page = findings_markdown(findings, [], relative_to=demo_project, summaries=summaries)
+    assert page.count("### ") == len(summaries)

@@ -186,3 +186,36 @@ def test_eval_cache_of_a_module(store):
     for x, y in zip(a[0], b[0]):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert store.find_one("evaluations", {"x": 1})["format"] == "eqx"
+
+
+def test_a_model_saved_before_fields_were_added_is_found_and_loads(store):
+    """A record written before `plant.type` and `perturbation.settings` existed (and before the
+    plant's numbers were array leaves) is the model of the same set written today."""
+    from conftest import small_hyperparameters
+    from robustreach.model import build_ensemble
+    from robustreach.train.runner import existing_model
+
+    def as_written_before(hp):
+        values = hp.to_dict()
+        del values["plant"]["type"], values["perturbation"]["settings"]
+        return values
+
+    hp = small_hyperparameters(perturbation={"type": "curl", "std": 0.5})
+    other = small_hyperparameters(perturbation={"type": "curl", "std": 1.0})
+    model = build_ensemble(hp, jax.random.PRNGKey(7))
+    assert params_hash(as_written_before(hp)) != params_hash(hp.to_dict())  # not found by its hash
+    # the file of those days: the controller's leaves only (the fixed part had none)
+    trained = {"status": "ok"}
+    store.save_model(build_ensemble(other, jax.random.PRNGKey(8)).controller, as_written_before(other), extra=trained)
+    record = store.save_model(model.controller, as_written_before(hp), extra=trained)
+
+    assert existing_model(store, hp)["hash"] == record["hash"]
+    assert existing_model(store, small_hyperparameters(perturbation={"type": "curl", "std": 0.25})) is None
+    loaded, _ = store.load_model(record)
+    for saved, read in zip(jax.tree_util.tree_leaves(model.controller), jax.tree_util.tree_leaves(loaded.controller)):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(read))
+    assert float(loaded.plant.mass) == hp.plant.mass
+    # and a file written today (the fixed part's leaves after the controller's) loads alike
+    loaded_now, _ = store.load_model(store.save_model(model, hp, extra=trained))
+    for saved, read in zip(jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(loaded_now)):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(read))

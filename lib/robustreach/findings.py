@@ -7,8 +7,12 @@ findings = part_findings("params/part1-short.yml", "results")
 findings.runs, findings.models                      # pandas tables
 pngs = export_part_figures(findings, "results", "docs/findings/part1-short", ["behaviour/aligned_trajectories"])
 print(findings_markdown(findings, pngs, relative_to="docs/findings"))
+summaries = figure_summaries(findings, "results", ["behaviour/distributions/endpoint_error"])
 ```
-`scripts/findings.py PARAMFILE...` does all of this from the command line.
+`figure_summaries` reads the numbers back from the saved figures' traces (`plots.traces`):
+median and quartiles over trials, with the range of the replicates' medians, for violins and
+boxes; mean, std and count for curves with error bars. `scripts/findings.py PARAMFILE...` does
+all of this from the command line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,11 +28,15 @@ import pandas as pd
 from robustreach.batch.runs import plan_runs
 from robustreach.hashing import short_hash
 from robustreach.paramfiles import file_models, load_paramfile
+from robustreach.plots.traces import trace_table
 from robustreach.store import ResultsStore
 from robustreach.store.query import MISSING, lookup, varying_fields
 from robustreach.train.runner import existing_model
 
-__all__ = ["PartFindings", "export_part_figures", "findings_markdown", "markdown_table", "part_findings"]
+__all__ = [
+    "FigureSummary", "PartFindings", "export_part_figures", "figure_summaries", "findings_markdown", "markdown_table",
+    "part_findings", "summarise_points",
+]
 
 
 @dataclass(frozen=True)
@@ -94,19 +103,79 @@ def export_part_figures(
     """PNG files of the figures under `identifiers` drawn from the part's models (a figure's
     models all among them), named by identifier and what distinguishes them."""
     store = ResultsStore(results)
-    ours = set(findings.model_hashes)
-    records = [
-        record
-        for identifier in identifiers
-        for record in store.find_figures(identifier)
-        if record.get("model_hashes") and set(record["model_hashes"]) <= ours
-    ]
+    records = _part_figure_records(findings, store, identifiers)
     if not records:
         return []
     return store.export_figures(records, directory, formats=("png",))
 
 
-def findings_markdown(findings: PartFindings, figures: list[Path], *, relative_to: str | Path) -> str:
+@dataclass(frozen=True)
+class FigureSummary:
+    """The numbers of one saved figure: its identifier, title, what distinguishes it from the
+    other figures of that identifier, and the summary of its points (`summarise_points`)."""
+
+    identifier: str
+    title: str
+    distinguishing: list[tuple[str, Any]]
+    table: pd.DataFrame
+
+
+def _part_figure_records(findings: PartFindings, store: ResultsStore, identifiers: list[str]) -> list[dict[str, Any]]:
+    ours = set(findings.model_hashes)
+    return [
+        record
+        for identifier in identifiers
+        for record in store.find_figures(identifier)
+        if record.get("model_hashes") and set(record["model_hashes"]) <= ours
+    ]
+
+
+def summarise_points(points: pd.DataFrame) -> pd.DataFrame:
+    """Per trace and x value: for distributions (several points at one x) n, median, quartiles
+    and, where each point names its replicate (`customdata_1`), the range of the replicates'
+    medians; for curves with error bars (one point per x) the mean, the std and the count
+    (`customdata_1`, as `plots.sweeps.measure_curves` stores it)."""
+    keys = ["trace", "x"] + (["panel"] if points["panel"].nunique() > 1 else [])
+    rows = []
+    for key, group in points.groupby(keys, sort=False):
+        row = dict(zip(keys, key))
+        values = group["y"].to_numpy(float)
+        if len(group) == 1 and "error" in group:
+            row.update(mean=values[0], std=float(group["error"].iloc[0]))
+            if "customdata_1" in group:
+                row["n"] = int(float(group["customdata_1"].iloc[0]))
+        else:
+            row.update(n=len(values), median=float(np.median(values)), q25=float(np.quantile(values, 0.25)),
+                       q75=float(np.quantile(values, 0.75)))
+            if "customdata_1" in group:
+                medians = group.groupby("customdata_1")["y"].median()
+                row.update(replicates=len(medians), replicate_medians=f"{medians.min():.3g}-{medians.max():.3g}")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    try:  # violins put their x values as text ("0.5"); numbers sort and print as numbers
+        table["x"] = pd.to_numeric(table["x"])
+    except (ValueError, TypeError):
+        pass
+    return table
+
+
+def figure_summaries(findings: PartFindings, results: str | Path, identifiers: list[str]) -> list[FigureSummary]:
+    """The summaries of the part's saved figures under `identifiers` (a figure's models all
+    among the part's), in the order of `identifiers`."""
+    store = ResultsStore(results)
+    summaries = []
+    for record in _part_figure_records(findings, store, identifiers):
+        fig = store.load_figure(record)
+        points = trace_table(fig)
+        if points.empty:
+            continue
+        title = fig.layout.title.text or record["identifier"]
+        summaries.append(FigureSummary(record["identifier"], title, store.identifying(record), summarise_points(points)))
+    return summaries
+
+
+def findings_markdown(findings: PartFindings, figures: list[Path], *, relative_to: str | Path,
+                      summaries: list[FigureSummary] = ()) -> str:
     """The part's tables and figures as Markdown (figure links relative to `relative_to`)."""
     lines = [
         f"## {findings.part}: runs",
@@ -123,6 +192,15 @@ def findings_markdown(findings: PartFindings, figures: list[Path], *, relative_t
         markdown_table(findings.models),
         "",
     ]
+    if summaries:
+        lines += [f"## {findings.part}: measures", "",
+                  "Read back from the saved figures' points (`robustreach.plots.traces`): per training "
+                  "condition (trace) and test value (x), the median and quartiles over trials and the "
+                  "range of the replicates' medians, or a curve's mean and std.", ""]
+        for summary in summaries:
+            what = ", ".join(f"{name}={value}" for name, value in summary.distinguishing)
+            lines += [f"### {summary.title}", "", f"`{summary.identifier}`" + (f" ({what})" if what else ""), "",
+                      markdown_table(summary.table), ""]
     if figures:
         lines += [f"## {findings.part}: figures", ""]
         for path in figures:

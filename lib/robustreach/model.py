@@ -17,7 +17,7 @@ points; nothing here assumes a state layout.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 import equinox as eqx
 import jax
@@ -230,6 +230,19 @@ def build_ensemble(hp: Hyperparameters, key: PRNGKeyArray, n_replicates: int | N
 def skeleton_from_hyperparameters(hyperparameters: dict[str, Any]) -> ReachingModel:
     """A like-shaped ensemble to deserialise saved weights into (used by the results store)."""
     return build_ensemble(load_hyperparameters(hyperparameters), jax.random.PRNGKey(0))
+
+
+def deserialise_model(stream: BinaryIO, hyperparameters: dict[str, Any]) -> ReachingModel:
+    """A saved ensemble: the controller's weights from `stream`, the fixed part (plant,
+    channels, noise levels) built again from the hyperparameters it was trained with.
+
+    The controller is a saved model's first field, so its leaves open the file; whatever the
+    fixed part wrote after them is not read. A file saved when the fixed part held other array
+    leaves (before the plant's numbers became leaves, say) therefore still loads.
+    """
+    like = skeleton_from_hyperparameters(hyperparameters)
+    controller = eqx.tree_deserialise_leaves(stream, like.controller)
+    return eqx.tree_at(lambda m: m.controller, like, controller)
 
 
 def select_replicate(model: ReachingModel, index: int) -> ReachingModel:

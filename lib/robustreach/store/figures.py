@@ -189,7 +189,7 @@ class FiguresMixin:
             records = [r for r in records if identifier_matches(r.get("identifier"), identifier)]
         return records
 
-    def _identifying(
+    def identifying(
         self: ResultsIndex, record: Mapping[str, Any], group: list[dict[str, Any]] | None = None
     ) -> list[tuple[str, Any]]:
         """(field, value) of `record` for the params that vary among its identifier's figures."""
@@ -222,7 +222,7 @@ class FiguresMixin:
         except FileNotFoundError:
             raise FileNotFoundError(f"figure file {path} of record {rec['hash'][:12]} is missing") from None
         if annotate:
-            return _annotated(fig, self._identifying(rec))
+            return _annotated(fig, self.identifying(rec))
         return fig
 
     def export_figures(
@@ -248,7 +248,7 @@ class FiguresMixin:
             ident = rec["identifier"]
             if ident not in groups:
                 groups[ident] = self.find(FIGURES, {"identifier": ident})
-            fields = self._identifying(rec, groups[ident])
+            fields = self.identifying(rec, groups[ident])
             name = ident.replace("/", "-") + "".join(f"__{k}={_name_value(v)}" for k, v in fields)
             name = _UNSAFE.sub("_", name)
             if len(name) > 180:

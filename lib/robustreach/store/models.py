@@ -64,17 +64,6 @@ def read_model_header_full(data: bytes, where: str) -> tuple[dict[str, Any], int
     return header, end + 1
 
 
-def _default_skeleton(hyperparameters: dict[str, Any]) -> PyTree:
-    try:
-        from robustreach.model import skeleton_from_hyperparameters  # type: ignore[attr-defined]
-    except ImportError as err:
-        raise ImportError(
-            "load_model needs skeleton=... (a function hyperparameters -> like-shaped pytree) until "
-            f"robustreach.model.skeleton_from_hyperparameters exists ({err})"
-        ) from None
-    return skeleton_from_hyperparameters(hyperparameters)
-
-
 def check_name_ok(name: str) -> bool:
     try:
         check_name(name, "side file name")
@@ -241,8 +230,10 @@ class ModelsMixin:
         """Load a model given its record, its hash (or prefix), or a `where` matching one model.
 
         `skeleton(hyperparameters)` builds a like-shaped pytree whose leaves are replaced by the
-        saved ones; the default is `robustreach.model.skeleton_from_hyperparameters`. The file
-        is checked against the record's hash, so a changed file is an error, not a silent swap.
+        saved ones; by default the project's model is read (`robustreach.model.deserialise_model`:
+        the trained controller from the file, the fixed plant and channels from the header's
+        hyperparameters). The file is checked against the record's hash, so a changed file is
+        an error, not a silent swap.
         """
         import equinox as eqx
 
@@ -255,8 +246,11 @@ class ModelsMixin:
         if hashlib.sha256(data).hexdigest() != record["hash"]:
             raise ValueError(f"{path} does not match the hash of its record {record['hash']} (file changed?)")
         hyperparameters, offset = read_model_header(data, str(path))
-        like = (skeleton or _default_skeleton)(hyperparameters)
-        model = eqx.tree_deserialise_leaves(io.BytesIO(data[offset:]), like)
+        if skeleton is None:
+            from robustreach.model import deserialise_model
+
+            return deserialise_model(io.BytesIO(data[offset:]), hyperparameters), record
+        model = eqx.tree_deserialise_leaves(io.BytesIO(data[offset:]), skeleton(hyperparameters))
         return model, record
 
     def load_side_file(self: ResultsIndex, record: Mapping[str, Any] | str, name: str) -> Any:

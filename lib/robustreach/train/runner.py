@@ -25,7 +25,7 @@ from typing import Any
 from filelock import Timeout
 
 from robustreach.compile_cache import enable_compile_cache
-from robustreach.config import ConfigError, Hyperparameters
+from robustreach.config import ConfigError, Hyperparameters, load_hyperparameters
 from robustreach.hashing import params_hash
 from robustreach.options import expand_conditions
 from robustreach.store.training import checkpoint_file, training_lock
@@ -61,8 +61,21 @@ def hyperparameters_of(parameter_set: dict[str, Any], *, source: str = "") -> li
 
 
 def _newest_first(store, hp: Hyperparameters) -> list[dict[str, Any]]:
-    records = store.find("models", {"params_hash": params_hash(hp.to_dict())})
+    wanted = params_hash(hp.to_dict())
+    records = store.find("models", {"params_hash": wanted})
+    if not records:  # saved before a field was added? Compare with today's defaults filled in.
+        records = [r for r in store.find("models") if r.get("params_hash") != wanted and _revalidated_hash(r) == wanted]
     return sorted(records, key=lambda r: r.get("created", ""), reverse=True)
+
+
+def _revalidated_hash(record: dict[str, Any]) -> str | None:
+    """The hash of a model record's hyperparameters validated again by today's schema (None if
+    they no longer validate): a set saved before a field with a default was added hashes as
+    the same set written today, so its trained models are found rather than trained again."""
+    try:
+        return params_hash(load_hyperparameters(record.get("hyperparameters") or {}).to_dict())
+    except ConfigError:
+        return None
 
 
 def existing_model(store, hp: Hyperparameters, *, notes: list[str] | None = None) -> dict[str, Any] | None:
