@@ -3,8 +3,9 @@
     python scripts/findings.py params/part1-short.yml params/part2-short.yml [--results results]
 
 For each parameter file, writes `docs/findings/<part>.md` (its runs with the minutes each took,
-and the models they used, by hash), the numbers of the figures listed in `MEASURES` (read back
-from the saved figures) and the figures listed in `FIGURES` as PNG files under
+and the models they used, by hash), the summary tables listed in `SUMMARIES` (or, for results
+recorded before the notebooks saved them, the numbers of the figures in `FIGURE_NUMBERS`), and
+the figures listed in `FIGURES` as PNG files under
 `docs/findings/<part>/` (kaleido draws them in Chromium). Nothing is trained or run: what the
 index does not hold shows as "not run" or "not trained".
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustreach.findings import export_part_figures, figure_summaries, findings_markdown, part_findings
+from robustreach.findings import export_part_figures, figure_summaries, findings_markdown, part_findings, saved_summaries
 
 # The figures the findings discuss, per notebook topic (identifiers as saved by the notebooks).
 FIGURES = [
@@ -30,21 +31,29 @@ FIGURES = [
     "jacobians/spectra_by_context",
 ]
 
-# The figures whose numbers the findings quote: distributions over trials, and curves of means.
-MEASURES = [
+# The summary tables the notebooks record (`notebook.record_summary`), quoted by the findings.
+SUMMARIES = [
+    "behaviour/measures",
+    "impulses/pos/measures",
+    "impulses/vel/measures",
+    "context_sweep/measures",
+    "fixed_points/continuum",
+    "jacobians/leading_modes",
+    "jacobians/stability",
+    "jacobians/readout_overlap",
+    "jacobians/input_singular_values",
+    "continuation/summary",
+    "continuation/bifurcations",
+]
+# Results written before the notebooks recorded summaries: the same numbers read back from figures.
+FIGURE_NUMBERS = [
     "behaviour/distributions/endpoint_error",
     "behaviour/distributions/max_lateral_deviation",
     "behaviour/oscillation/velocity_reversals",
     "behaviour/oscillation/path_length_ratio",
-    "behaviour/oscillation/damping_ratio",
     "impulses/pos/peak_response",
     "impulses/vel/peak_response",
-    "impulses/pos/settling_time",
-    "impulses/vel/settling_time",
-    "impulses/pos/oscillation/velocity_reversals",
-    "impulses/vel/oscillation/velocity_reversals",
     "context_sweep/max_lateral_deviation",
-    "context_sweep/endpoint_error",
 ]
 
 
@@ -59,13 +68,15 @@ def main() -> None:
     for paramfile in args.paramfiles:
         findings = part_findings(paramfile, args.results)
         figures = [] if args.no_figures else export_part_figures(findings, args.results, args.out / findings.part, FIGURES)
-        summaries = figure_summaries(findings, args.results, MEASURES)
+        numbers = saved_summaries(findings, args.results, SUMMARIES)
+        if not numbers:
+            numbers = figure_summaries(findings, args.results, FIGURE_NUMBERS)
         page = args.out / f"{findings.part}.md"
         page.write_text(f"<!-- written by scripts/findings.py from {args.results}/ -->\n\n"
-                        + findings_markdown(findings, figures, relative_to=args.out, summaries=summaries) + "\n")
+                        + findings_markdown(findings, figures, relative_to=args.out, numbers=numbers) + "\n")
         not_ok = (findings.runs["status"] != "ok").sum()
         print(f"{page}: {len(findings.runs)} runs ({not_ok} not ok), {len(findings.models)} models, "
-              f"{len(summaries)} measure tables, {len(figures)} figures")
+              f"{len(numbers)} tables of numbers, {len(figures)} figures")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import needs_chromium
-from robustreach.findings import export_part_figures, figure_summaries, findings_markdown, part_findings
+from robustreach.findings import (export_part_figures, figure_summaries, findings_markdown, part_findings, saved_summaries,
+                                  summarise_points)
+from robustreach.plots.traces import trace_table
 from robustreach.paramfiles import file_models, load_paramfile
 from robustreach.store import ResultsStore
 
@@ -76,5 +78,30 @@ def test_measures_are_read_back_from_every_figure_of_the_part(demo_project):
         fig = ResultsStore(results).load_figure(next(r for r in records if r["identifier"] == summary.identifier))
         assert set(summary.table["trace"]) == {trace.name for trace in fig.data}
         assert (summary.table["n"] > 0).all() and (summary.table["q25"] <= summary.table["median"]).all()
-    page = findings_markdown(findings, [], relative_to=demo_project, summaries=summaries)
+    page = findings_markdown(findings, [], relative_to=demo_project, numbers=summaries)
     assert page.count("### ") == len(summaries)
+
+
+def test_recorded_summaries_agree_with_the_figures_drawn_from_the_same_trials(demo_project):
+    """Two routes to one number: the behaviour notebook's recorded summary (`behaviour/measures`)
+    and the endpoint-error violins read back from its figure (the included replicates' trials)."""
+    results = demo_project / "results"
+    store = ResultsStore(results)
+    findings = part_findings(demo_project / "params/demo.yml", results, root=demo_project)
+    recorded = saved_summaries(findings, results, ["behaviour/measures"])
+    assert len(recorded) >= 1
+    figures = store.find_figures("behaviour/distributions/endpoint_error")
+    for summary_record in store.find_summaries("behaviour/measures"):
+        (figure,) = [f for f in figures if f["hyperparameters"]["test"] == summary_record["hyperparameters"]["test"]
+                     and f["model_hashes"] == summary_record["model_hashes"]]
+        drawn = summarise_points(trace_table(store.load_figure(figure)))
+        summary = store.load_summary(summary_record)
+        summary = summary[summary["measure"] == "endpoint_error"].set_index(["condition", "amplitude"])
+        assert len(drawn) == len(summary)
+        for row in drawn.itertuples():
+            expected = summary.loc[(row.trace, row.x)]
+            assert row.n == expected["n"]
+            assert row.median == pytest.approx(expected["median"], rel=1e-6)
+            assert (row.q25, row.q75) == pytest.approx((expected["q25"], expected["q75"]), rel=1e-6)
+    page = findings_markdown(findings, [], relative_to=demo_project, numbers=recorded)
+    assert page.count("`behaviour/measures`") == len(recorded)

@@ -19,6 +19,7 @@ from robustreach.measures import (
     max_lateral_deviation,
     max_lateral_velocity,
     measures_table,
+    summarise_spread,
     path_length,
     peak_response,
     select_evaluations,
@@ -210,3 +211,20 @@ def test_lateral_deviation_summary_matches_the_closed_form():
     selection = select_replicates(table, "max_lateral_deviation", where={"amplitude": 2.0}, k=0.5)
     selected = lateral_deviation_summary({"three": evaluations["three"]}, selection=selection)
     assert (selected["n"] == 2 * 4).all()  # replicate 0 only
+
+
+def test_summarise_spread_by_hand():
+    """Two replicates of three trials, one group: every statistic written out by hand."""
+    values = {0: [1.0, 2.0, 6.0], 1: [3.0, 5.0, np.nan]}  # a never-settled trial is NaN
+    table = pd.DataFrame([
+        {"condition": "a", "amplitude": 1.0, "replicate": r, "trial": i, "measure": "m", "value": v}
+        for r, trial_values in values.items() for i, v in enumerate(trial_values)
+    ])
+    row = summarise_spread(table).iloc[0]
+    # trials: 1, 2, 3, 5, 6 (NaN skipped)
+    assert row["n"] == 5 and row["mean"] == pytest.approx(3.4)
+    assert row["std"] == pytest.approx(np.sqrt(((1 - 3.4) ** 2 + (2 - 3.4) ** 2 + (3 - 3.4) ** 2 + (5 - 3.4) ** 2 + (6 - 3.4) ** 2) / 5))
+    assert (row["q25"], row["median"], row["q75"]) == (2.0, 3.0, 5.0)
+    # replicate means 3 and 4
+    assert row["replicates"] == 2 and (row["replicate_min"], row["replicate_max"]) == (3.0, 4.0)
+    assert row["replicate_std"] == pytest.approx(0.5)

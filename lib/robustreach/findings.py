@@ -7,7 +7,8 @@ findings = part_findings("params/part1-short.yml", "results")
 findings.runs, findings.models                      # pandas tables
 pngs = export_part_figures(findings, "results", "docs/findings/part1-short", ["behaviour/aligned_trajectories"])
 print(findings_markdown(findings, pngs, relative_to="docs/findings"))
-summaries = figure_summaries(findings, "results", ["behaviour/distributions/endpoint_error"])
+numbers = saved_summaries(findings, "results", ["behaviour/measures"])   # tables the notebooks recorded
+numbers += figure_summaries(findings, "results", ["behaviour/distributions/endpoint_error"])
 ```
 `figure_summaries` reads the numbers back from the saved figures' traces (`plots.traces`):
 median and quartiles over trials, with the range of the replicates' medians, for violins and
@@ -34,8 +35,8 @@ from robustreach.store.query import MISSING, lookup, varying_fields
 from robustreach.train.runner import existing_model
 
 __all__ = [
-    "FigureSummary", "PartFindings", "export_part_figures", "figure_summaries", "findings_markdown", "markdown_table",
-    "part_findings", "summarise_points",
+    "NumbersTable", "PartFindings", "export_part_figures", "figure_summaries", "findings_markdown", "markdown_table",
+    "part_findings", "saved_summaries", "summarise_points",
 ]
 
 
@@ -110,9 +111,9 @@ def export_part_figures(
 
 
 @dataclass(frozen=True)
-class FigureSummary:
-    """The numbers of one saved figure: its identifier, title, what distinguishes it from the
-    other figures of that identifier, and the summary of its points (`summarise_points`)."""
+class NumbersTable:
+    """Numbers the findings quote: their identifier, a title, what distinguishes them from the
+    other records of that identifier (e.g. the test field), and the table itself."""
 
     identifier: str
     title: str
@@ -120,14 +121,14 @@ class FigureSummary:
     table: pd.DataFrame
 
 
-def _part_figure_records(findings: PartFindings, store: ResultsStore, identifiers: list[str]) -> list[dict[str, Any]]:
+def _ours(findings: PartFindings, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records drawn from the part's models only."""
     ours = set(findings.model_hashes)
-    return [
-        record
-        for identifier in identifiers
-        for record in store.find_figures(identifier)
-        if record.get("model_hashes") and set(record["model_hashes"]) <= ours
-    ]
+    return [record for record in records if record.get("model_hashes") and set(record["model_hashes"]) <= ours]
+
+
+def _part_figure_records(findings: PartFindings, store: ResultsStore, identifiers: list[str]) -> list[dict[str, Any]]:
+    return [record for identifier in identifiers for record in _ours(findings, store.find_figures(identifier))]
 
 
 def summarise_points(points: pd.DataFrame) -> pd.DataFrame:
@@ -159,9 +160,9 @@ def summarise_points(points: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def figure_summaries(findings: PartFindings, results: str | Path, identifiers: list[str]) -> list[FigureSummary]:
-    """The summaries of the part's saved figures under `identifiers` (a figure's models all
-    among the part's), in the order of `identifiers`."""
+def figure_summaries(findings: PartFindings, results: str | Path, identifiers: list[str]) -> list[NumbersTable]:
+    """The numbers of the part's saved figures under `identifiers`, read back from their traces
+    (`summarise_points`), in the order of `identifiers`."""
     store = ResultsStore(results)
     summaries = []
     for record in _part_figure_records(findings, store, identifiers):
@@ -170,12 +171,25 @@ def figure_summaries(findings: PartFindings, results: str | Path, identifiers: l
         if points.empty:
             continue
         title = fig.layout.title.text or record["identifier"]
-        summaries.append(FigureSummary(record["identifier"], title, store.identifying(record), summarise_points(points)))
+        summaries.append(NumbersTable(record["identifier"], title, store.identifying(record), summarise_points(points)))
     return summaries
 
 
+def saved_summaries(findings: PartFindings, results: str | Path, identifiers: list[str]) -> list[NumbersTable]:
+    """The summary tables the part's notebooks recorded (`notebook.record_summary`) under
+    `identifiers`, in that order."""
+    store = ResultsStore(results)
+    tables = []
+    for identifier in identifiers:
+        records = _ours(findings, store.find_summaries(identifier))
+        for record in records:
+            distinguishing = store.identifying(record, records) if len(records) > 1 else []
+            tables.append(NumbersTable(record["identifier"], record["identifier"], distinguishing, store.load_summary(record)))
+    return tables
+
+
 def findings_markdown(findings: PartFindings, figures: list[Path], *, relative_to: str | Path,
-                      summaries: list[FigureSummary] = ()) -> str:
+                      numbers: list[NumbersTable] = ()) -> str:
     """The part's tables and figures as Markdown (figure links relative to `relative_to`)."""
     lines = [
         f"## {findings.part}: runs",
@@ -192,15 +206,15 @@ def findings_markdown(findings: PartFindings, figures: list[Path], *, relative_t
         markdown_table(findings.models),
         "",
     ]
-    if summaries:
-        lines += [f"## {findings.part}: measures", "",
-                  "Read back from the saved figures' points (`robustreach.plots.traces`): per training "
-                  "condition (trace) and test value (x), the median and quartiles over trials and the "
-                  "range of the replicates' medians, or a curve's mean and std.", ""]
-        for summary in summaries:
-            what = ", ".join(f"{name}={value}" for name, value in summary.distinguishing)
-            lines += [f"### {summary.title}", "", f"`{summary.identifier}`" + (f" ({what})" if what else ""), "",
-                      markdown_table(summary.table), ""]
+    if numbers:
+        lines += [f"## {findings.part}: numbers", "",
+                  "The summary tables the notebooks recorded, and numbers read back from saved figures "
+                  "(per training condition or trace and test value: median and quartiles over trials with "
+                  "the range of the replicates' medians, or a curve's mean and std).", ""]
+        for item in numbers:
+            what = ", ".join(f"{name}={value}" for name, value in item.distinguishing)
+            lines += [f"### {item.title}", "", f"`{item.identifier}`" + (f" ({what})" if what else ""), "",
+                      markdown_table(item.table), ""]
     if figures:
         lines += [f"## {findings.part}: figures", ""]
         for path in figures:

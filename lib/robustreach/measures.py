@@ -325,6 +325,19 @@ def summarise(table: pd.DataFrame, by: Sequence[str] = ("condition", "amplitude"
     )
 
 
+def summarise_spread(table: pd.DataFrame, by: Sequence[str] = ("condition", "amplitude")) -> pd.DataFrame:
+    """`summarise` with the spread over trials and over replicates told apart: per group and
+    measure, also the median and quartiles over trials, and the std, min and max of the
+    replicates' means (`replicates`: how many have a value). NaN skipped."""
+    keys = [*by, "measure"]
+    summary = summarise(table, by)
+    quartiles = table.groupby(keys)["value"].quantile([0.25, 0.5, 0.75]).unstack()
+    quartiles.columns = ["q25", "median", "q75"]
+    per_replicate = table.groupby([*keys, "replicate"])["value"].mean()
+    spread = per_replicate.groupby(keys).agg(
+        replicates="count", replicate_std=lambda v: v.std(ddof=0), replicate_min="min", replicate_max="max"
+    )
+    return summary.merge(quartiles.reset_index(), on=keys).merge(spread.reset_index(), on=keys)
 
 
 def lateral_deviation_summary(evaluations: Mapping[Any, Evaluation], *, selection: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -337,10 +350,8 @@ def lateral_deviation_summary(evaluations: Mapping[Any, Evaluation], *, selectio
     table = concat_tables([measures_table(ev, label, ["max_lateral_deviation"]) for label, ev in evaluations.items()])
     if selection is not None:
         table = filter_replicates(table, selection)
-    summary = summarise(table, ("condition", "amplitude")).drop(columns="measure")
-    per_replicate = table.groupby(["condition", "amplitude", "replicate"], sort=False)["value"].mean()
-    spread = per_replicate.groupby(["condition", "amplitude"], sort=False).agg(lambda v: v.std(ddof=0))
-    return summary.merge(spread.rename("replicate_std").reset_index(), on=["condition", "amplitude"])
+    summary = summarise_spread(table, ("condition", "amplitude"))
+    return summary[["condition", "amplitude", "mean", "std", "n", "replicate_std"]]
 
 
 def compare_lateral_deviation(

@@ -56,17 +56,40 @@ def save_and_show(
 ) -> None:
     """Record the figure in the results index (identified by its models' hyperparameters, the
     test condition and figure options) and display it."""
-    train = models[0].hyperparameters.to_dict() if len(models) == 1 else {"conditions": [m.label for m in models], **_shared(models)}
     store.save_figure(
         fig,
         identifier,
-        train=train,
+        train=_training_identity(models),
         test=test or {},
         figure=figure or {},
         model_hashes=[m.record["hash"] for m in models],
         evaluation_hash=evaluation_hash,
     )
     fig.show()
+
+
+def record_summary(
+    store,
+    table: pd.DataFrame,
+    identifier: str,
+    *,
+    models: Sequence[TrainedModel],
+    test: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Record a table of numbers in the results index, identified as `save_and_show` identifies
+    figures, and return it (to display): the findings quote it from there."""
+    store.save_summary(table, identifier, train=_training_identity(models), test=test or {}, options=options or {},
+                       model_hashes=[m.record["hash"] for m in models])
+    return table
+
+
+def _training_identity(models: Sequence[TrainedModel]) -> dict[str, Any]:
+    """What identifies the training side of a figure or table: one model's hyperparameters, or
+    several models' condition labels and the hyperparameters they share."""
+    if len(models) == 1:
+        return models[0].hyperparameters.to_dict()
+    return {"conditions": [m.label for m in models], **_shared(models)}
 
 
 def _shared(models: Sequence[TrainedModel]) -> dict[str, Any]:

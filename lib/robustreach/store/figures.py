@@ -38,10 +38,12 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+\-\[\]]")
 
 
-def _check_identifier(identifier: str) -> str:
+def check_identifier(identifier: str, kind: str = "figure") -> str:
+    """`identifier` if it is names of letters, digits, '_', '.', '-' joined by '/' (a path
+    under the results directory), else a ValueError naming the `kind` of record."""
     if not isinstance(identifier, str) or not _IDENTIFIER.match(identifier):
         raise ValueError(
-            f"figure identifier {identifier!r} must be names of letters, digits, '_', '.', '-' joined by '/'"
+            f"{kind} identifier {identifier!r} must be names of letters, digits, '_', '.', '-' joined by '/'"
         )
     return identifier
 
@@ -139,7 +141,7 @@ class FiguresMixin:
         - `formats`: among json, html, png, svg; json is always written since loading reads it.
           png/svg need kaleido and are skipped with a warning without it.
         """
-        _check_identifier(identifier)
+        check_identifier(identifier)
         formats = _check_formats(formats)
         if "json" not in formats:
             formats.insert(0, "json")

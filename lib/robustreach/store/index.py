@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STANDARD_TABLES", "ResultsIndex"]
 
-STANDARD_TABLES = ("models", "evaluations", "figures", "runs")
+STANDARD_TABLES = ("models", "evaluations", "figures", "summaries", "runs")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _HEX = re.compile(r"^[0-9a-f]{12,}$")
 

@@ -1,7 +1,7 @@
 """Garbage collection: files without a record, and records without their files.
 
 "Deleting" a model means removing its record; `gc` then finds what is left over:
-- orphan files under `models/`, `evaluations/`, `figures/` that no record lists, and temp
+- orphan files under `models/`, `evaluations/`, `figures/`, `summaries/` that no record lists, and temp
   files left by writes a crash cut off (`.<name>.*.tmp`, also beside `index.json` and in
   `db-csv/`). A file belongs to a record if the record lists it in `files`, or, for models,
   if its name starts with the model's short hash (side files such as
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["GcReport", "MaintenanceMixin"]
 
 GcMode = Literal["dry-run", "archive", "delete"]
-_SCANNED = ("models", "evaluations", "figures")
+_SCANNED = ("models", "evaluations", "figures", "summaries")
 _SHARED_ASSETS = (f"figures/{PLOTLY_JS}",)  # written by the store for every HTML figure
 FOREIGN_STALE_S = 24 * 3600.0  # a run folder of another host untouched this long is abandoned
 _RUN_TEMP = re.compile(r"^\.[0-9a-f]{12}\.(?:tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)-[0-9a-f]{8}|old-[0-9a-f]{8})$")
