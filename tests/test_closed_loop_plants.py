@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import silent_controller, small_hyperparameters
 from robustreach.config import ConfigError
+from robustreach.evaluate import load_spec
 from robustreach.model import build_ensemble, build_model, network_input_size, simulate, steady_state_input
 from robustreach.perturbations import lateral_component
 from robustreach.plants import TwoLinkArm
@@ -91,6 +92,11 @@ def test_perturbation_settings_reach_the_training_trials():
     assert 0.6 < float(jnp.std(amplitude)) < 1.4  # std * N(0, 1)
     with pytest.raises(ConfigError, match="has no setting"):
         small_hyperparameters(perturbation={"type": "curl", "std": 1.0, "settings": {"matrix": matrix}})
+    # no perturbation takes no settings, in a parameter set and in an evaluation spec alike
+    with pytest.raises(ConfigError, match=r"perturbation: .*settings \['matrix'\] need a perturbation, not 'none'"):
+        small_hyperparameters(perturbation={"type": "none", "settings": {"matrix": matrix}})
+    with pytest.raises(ValueError, match=r"settings \['matrix'\] need a perturbation"):
+        load_spec({"perturbation": "none", "settings": {"matrix": matrix}})
 
 
 def test_rollouts_vmap_over_plant_mass_and_noise_level_with_one_compilation():

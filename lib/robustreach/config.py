@@ -133,10 +133,7 @@ class PerturbationConfig(_Section):
     def _settings_of_the_kind(self) -> PerturbationConfig:
         from robustreach.perturbations import check_settings
 
-        if self.type == "none" and self.settings:
-            raise ValueError(f"settings {sorted(self.settings)} given for perturbation type 'none'")
-        if self.type != "none":
-            check_settings(self.type, self.settings)
+        check_settings(self.type, self.settings)
         return self
 
 

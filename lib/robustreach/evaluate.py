@@ -94,13 +94,9 @@ class EvaluationSpec(_Spec):
 
     @model_validator(mode="after")
     def _amplitudes_need_a_field(self) -> EvaluationSpec:
-        if self.perturbation == "none":
-            if any(a != 0 for a in self.amplitudes):
-                raise ValueError(f"amplitudes {self.amplitudes} need a perturbation, not 'none'")
-            if self.settings:
-                raise ValueError(f"settings {sorted(self.settings)} need a perturbation, not 'none'")
-        else:
-            check_settings(self.perturbation, self.settings)
+        if self.perturbation == "none" and any(a != 0 for a in self.amplitudes):
+            raise ValueError(f"amplitudes {self.amplitudes} need a perturbation, not 'none'")
+        check_settings(self.perturbation, self.settings)
         return self
 
 

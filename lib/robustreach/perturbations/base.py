@@ -49,7 +49,12 @@ def check_settings(name: str, settings: dict[str, Any]) -> None:
     """Raise a `ValueError` naming the problem if `settings` do not suit the kind called `name`.
 
     Unknown names are listed with the kind's own; values are checked by building one trial.
+    "none" (no perturbation) takes no settings.
     """
+    if name == "none":
+        if settings:
+            raise ValueError(f"settings {sorted(settings)} need a perturbation, not 'none'")
+        return
     kind = perturbation_kind(name)
     known = settings_of(kind)
     unknown = sorted(set(settings) - set(known))
