@@ -30,12 +30,12 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={DUMP} --xla_dump_hlo_as_text --xla_dump_hlo_pass_re=^$"
 ).strip()
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from _common import print_table, write_summary  # noqa: E402
-from jax.profiler import ProfileData  # noqa: E402
-from robustreach.model import network_input_size  # noqa: E402
-from train import BATCH, REPLICATES, STEPS, compiled_step, conditions_of, matmul_peak_gflops, step_flops  # noqa: E402
+import jax
+import jax.numpy as jnp
+from _common import print_table, write_summary
+from jax.profiler import ProfileData
+from robustreach.model import network_input_size
+from train import BATCH, REPLICATES, STEPS, compiled_step, conditions_of, matmul_peak_gflops, step_flops
 
 PHASES = ("forward", "backward", "rest")
 KINDS = ("matrix products", "element-wise", "copies, transposes, concatenations", "dynamic slices")
@@ -98,13 +98,13 @@ def recurrent_product_rate(models: int, hidden: int) -> float:
         return jax.lax.scan(step, h, None, length=STEPS)[0]
 
     jax.block_until_ready(scan(hidden0, weights))
-    best = min(_timed(lambda: scan(hidden0, weights)) for _ in range(5))
+    best = min(_timed(scan, hidden0, weights) for _ in range(5))
     return STEPS * models * BATCH * 3 * hidden * hidden * 2 / best / 1e9
 
 
-def _timed(function) -> float:
+def _timed(function, *args) -> float:
     start = time.perf_counter()
-    jax.block_until_ready(function())
+    jax.block_until_ready(function(*args))
     return time.perf_counter() - start
 
 
@@ -119,7 +119,7 @@ def main() -> None:
         n_conditions, hidden = (int(v) for v in size.split("x"))
         conditions = conditions_of(n_conditions, hidden)
         call, compile_s, _ = compiled_step("vmap", conditions)
-        step_s = min(_timed(lambda: call(2 + i)) for i in range(3))
+        step_s = min(_timed(call, 2 + i) for i in range(3))
         seconds = profile(call, args.batches)
         operations = hlo_operations(DUMP)
         by = collections.Counter()

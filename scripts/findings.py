@@ -15,7 +15,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustreach.findings import export_part_figures, figure_summaries, findings_markdown, part_findings, saved_summaries
+from robustreach.findings import (
+    export_part_figures,
+    figure_summaries,
+    findings_markdown,
+    part_findings,
+    saved_summaries,
+)
 
 # The figures the findings discuss, per notebook topic (identifiers as saved by the notebooks).
 FIGURES = [

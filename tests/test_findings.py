@@ -6,10 +6,16 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import needs_chromium
-from robustreach.findings import (export_part_figures, figure_summaries, findings_markdown, part_findings, saved_summaries,
-                                  summarise_points)
-from robustreach.plots.traces import trace_table
+from robustreach.findings import (
+    export_part_figures,
+    figure_summaries,
+    findings_markdown,
+    part_findings,
+    saved_summaries,
+    summarise_points,
+)
 from robustreach.paramfiles import file_models, load_paramfile
+from robustreach.plots.traces import trace_table
 from robustreach.store import ResultsStore
 
 pytestmark = pytest.mark.slow

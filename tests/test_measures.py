@@ -19,12 +19,12 @@ from robustreach.measures import (
     max_lateral_deviation,
     max_lateral_velocity,
     measures_table,
-    summarise_spread,
     path_length,
     peak_response,
     select_evaluations,
     select_replicates,
     settling_time,
+    summarise_spread,
     time_to_target,
 )
 from synthetic_evaluations import DT, bump_height, synthetic_evaluation

@@ -33,8 +33,8 @@ import pandas as pd
 from jaxtyping import Array, Float, PRNGKeyArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.channels import FeedbackChannel, MotorChannel, is_noisy
+from robustreach.config import Hyperparameters, load_hyperparameters
 from robustreach.model import (
     ReachingModel,
     Trajectory,
@@ -45,7 +45,15 @@ from robustreach.model import (
 )
 from robustreach.perturbations import check_settings
 from robustreach.progress import progress_bar
-from robustreach.tasks import centre_out_trials, default_reach_length, hold_trials, random_angles, with_context, with_feedback_impulse, with_perturbation
+from robustreach.tasks import (
+    centre_out_trials,
+    default_reach_length,
+    hold_trials,
+    random_angles,
+    with_context,
+    with_feedback_impulse,
+    with_perturbation,
+)
 from robustreach.trials import FEEDBACK_STATE, Trials
 
 AXES = ("condition", "replicate", "realisation", "trial", "time")

@@ -200,17 +200,17 @@ def findings_markdown(findings: PartFindings, figures: list[Path], *, relative_t
         "",
         f"## {findings.part}: models",
         "",
-        "Model hashes as in `robustreach db ls models`; validation: the selected snapshot's task loss "
-        "per replicate (median, range).",
+        ("Model hashes as in `robustreach db ls models`; validation: the selected snapshot's task loss "
+         "per replicate (median, range)."),
         "",
         markdown_table(findings.models),
         "",
     ]
     if numbers:
         lines += [f"## {findings.part}: numbers", "",
-                  "The summary tables the notebooks recorded, and numbers read back from saved figures "
-                  "(per training condition or trace and test value: median and quartiles over trials with "
-                  "the range of the replicates' medians, or a curve's mean and std).", ""]
+                  ("The summary tables the notebooks recorded, and numbers read back from saved figures "
+                   "(per training condition or trace and test value: median and quartiles over trials with "
+                   "the range of the replicates' medians, or a curve's mean and std)."), ""]
         for item in numbers:
             what = ", ".join(f"{name}={value}" for name, value in item.distinguishing)
             lines += [f"### {item.title}", "", f"`{item.identifier}`" + (f" ({what})" if what else ""), "",

@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -38,17 +38,17 @@ from robustreach.perturbations import REGISTRY, perturbation_kind
 
 __all__ = [
     "ANALYSES",
-    "ContinuationOptions",
     "PART_DEFAULTS",
-    "ParametersError",
+    "SECTIONS",
+    "ContinuationOptions",
     "EvaluationOptions",
     "FiguresPage",
     "ImpulseOptions",
     "JacobianOptions",
     "OneStepOptions",
     "Parameters",
+    "ParametersError",
     "ReplicateSelection",
-    "SECTIONS",
     "SweepOptions",
     "check_options",
     "condition_label",
@@ -433,18 +433,25 @@ def _condition_keys(conditions: dict[str, dict[str, list[Any]]]) -> list[tuple[s
     return keys
 
 
-def expand_conditions(sections: dict[str, Any], conditions: dict[str, dict[str, list[Any]]] | None = None) -> list[Hyperparameters]:
-    """One validated `Hyperparameters` per combination of the `conditions` values."""
+def condition_values(
+    sections: dict[str, Any], conditions: dict[str, dict[str, list[Any]]] | None = None
+) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
+    """Each combination of the `conditions` values, not yet validated: its label (e.g.
+    "perturbation.std=0.5", empty without conditions) and the hyperparameter sections with
+    those values set."""
     conditions = conditions or {}
     keys = _condition_keys(conditions)
-    result = []
     for combination in itertools.product(*(conditions[s][f] for s, f in keys)):
         merged = {name: dict(sections[name]) for name in SECTIONS if name in sections}
         for (section, field), value in zip(keys, combination):
             merged.setdefault(section, {})[field] = value
-        label = ", ".join(f"{s}.{f}={v}" for (s, f), v in zip(keys, combination))
-        result.append(load_hyperparameters(merged, source=f"condition {label}" if label else ""))
-    return result
+        yield ", ".join(f"{s}.{f}={v}" for (s, f), v in zip(keys, combination)), merged
+
+
+def expand_conditions(sections: dict[str, Any], conditions: dict[str, dict[str, list[Any]]] | None = None) -> list[Hyperparameters]:
+    """One validated `Hyperparameters` per combination of the `conditions` values."""
+    return [load_hyperparameters(merged, source=f"condition {label}" if label else "")
+            for label, merged in condition_values(sections, conditions)]
 
 
 def condition_label(hp: Hyperparameters, conditions: dict[str, dict[str, list[Any]]] | None) -> str:

@@ -67,6 +67,7 @@ from robustreach.options import (
     ANALYSES,
     SECTIONS,
     ParametersError,
+    condition_values,
     deep_merge,
     physical_memory_bytes,
     resolve,
@@ -162,7 +163,7 @@ def load_yaml(path: str | Path) -> Any:
     """Load a YAML file: `1e-3` is a float (YAML 1.2); duplicate keys and NaN/inf are errors
     naming the file and line; mappings remember their keys' lines."""
     with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
+        return yaml.load(f, Loader=_Loader)
 
 
 Location = tuple[Path, int]  # (file, line) where a key is given
@@ -792,18 +793,12 @@ def _conditions(
     pf: ParamFile, pset: _Set, index: int, nb: NotebookParams, resolved: dict[str, Any]
 ) -> list[Hyperparameters]:
     """The hyperparameters of each training condition of a resolved set, each validated."""
-    conditions = resolved["conditions"]
-    keys = [(section, name) for section, fields in conditions.items() for name in fields]
     out = []
-    for combination in itertools.product(*(conditions[s][f] for s, f in keys)):
-        values = {name: dict(resolved[name]) for name in SECTIONS}
-        for (section, name), value in zip(keys, combination):
-            values[section][name] = value
+    for label, values in condition_values(resolved, resolved["conditions"]):
         try:
             out.append(Hyperparameters.model_validate(values))
         except ValidationError as error:
             loc, message, value = validation_messages(error)[0]
-            label = ", ".join(f"{s}.{f}={v}" for (s, f), v in zip(keys, combination))
             shown = "" if isinstance(value, dict) else f" = {value!r}"
             raise ParamFileError(
                 f"{_origin(pf, pset, loc)}: set {index} for {nb.name}, condition {label or '(only one)'}: "

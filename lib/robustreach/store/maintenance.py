@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from robustreach.hashing import short_hash
-from robustreach.store.figures import PLOTLY_JS
 from robustreach.store.errors import NoIndexError
+from robustreach.store.figures import PLOTLY_JS
 from robustreach.store.files import atomic_write, dumps_strict
 from robustreach.store.training import CHECKPOINTS, is_current_checkpoint
 

@@ -17,13 +17,21 @@ import hashlib
 import io
 import json
 import os
-from datetime import datetime, timezone
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from robustreach.hashing import jsonable, params_hash, short_hash
 from robustreach.store.errors import DuplicateRecordError, NoMatchError
-from robustreach.store.files import atomic_write, check_inside, check_name, dumps_side, dumps_strict, finite_or_null, loads_side
+from robustreach.store.files import (
+    atomic_write,
+    check_inside,
+    check_name,
+    dumps_side,
+    dumps_strict,
+    finite_or_null,
+    loads_side,
+)
 
 if TYPE_CHECKING:
     from robustreach.store.index import ResultsIndex

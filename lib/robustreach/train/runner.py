@@ -186,7 +186,7 @@ def _train_group(store, members: list[Hyperparameters], summary: TrainingSummary
         result = train_conditions(members, method=method, checkpoint_path=checkpoint, progress=progress)
     except KeyboardInterrupt:
         raise
-    except Exception as error:  # noqa: BLE001 - keep going: the other groups' results must not be lost
+    except Exception as error:
         logger.error("training failed for %d condition(s): %s", len(members), error)
         for hp in members:
             summary.failed.append({"hyperparameters": hp.to_dict(), "error": "".join(traceback.format_exception_only(error)).strip()})
