@@ -22,6 +22,8 @@ def test_figures_title_columns_by_the_varying_label():
     evaluation = dataclasses.replace(evaluation, conditions=impulses)
     expected = ["impulse_amplitude=0", "impulse_amplitude=0.5", "impulse_amplitude=1"]
     fig = aligned_trajectories({"model": evaluation})
-    assert [a.text for a in fig.layout.annotations] == expected
+    # the column titles, then one x title shared by the columns (not one per column, which overlap)
+    assert [a.text for a in fig.layout.annotations] == [*expected, "position along the reach"]
+    assert all(not axis.title.text for axis in (fig.layout.xaxis, fig.layout.xaxis2, fig.layout.xaxis3))
     fig = profiles({"model": evaluation}, variables=("vel",), components=("forward",))
     assert [a.text for a in fig.layout.annotations] == expected

@@ -175,7 +175,10 @@ def aligned_trajectories(
     models = list(evaluations)
     layout = panel_layout("aligned_trajectories", colour_by, models, conditions, all_conditions)
 
-    fig = make_subplots(rows=1, cols=len(layout.titles), subplot_titles=layout.titles, shared_yaxes=True, shared_xaxes=True)
+    axis = "impulse" if reference == "impulse" else "reach"
+    # one x title under all the columns: one per column would overlap its neighbours
+    fig = make_subplots(rows=1, cols=len(layout.titles), subplot_titles=layout.titles, shared_yaxes=True, shared_xaxes=True,
+                        x_title=f"position along the {axis}")
     add_zero_line(fig)
     shown: set[str] = set()
     for model, evaluation in evaluations.items():
@@ -191,7 +194,5 @@ def aligned_trajectories(
                 customdata=customdata, hovertemplate=HOVER_TEMPLATE, row=1, col=column,
             )
             shown.add(name)
-    axis = "impulse" if reference == "impulse" else "reach"
-    fig.update_xaxes(title_text=f"position along the {axis}")
     fig.update_yaxes(title_text=f"position across the {axis} (CCW +)", col=1)
     return apply_style(fig, title=title)
