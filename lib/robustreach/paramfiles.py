@@ -163,7 +163,7 @@ def load_yaml(path: str | Path) -> Any:
     """Load a YAML file: `1e-3` is a float (YAML 1.2); duplicate keys and NaN/inf are errors
     naming the file and line; mappings remember their keys' lines."""
     with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=_Loader)
+        return yaml.load(f, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
 
 
 Location = tuple[Path, int]  # (file, line) where a key is given

@@ -99,7 +99,7 @@ def _write_formats(fig: go.Figure, stem: Path, formats: Sequence[str], asset: Pa
     for fmt in _image_formats(formats):
         try:
             atomic_write(_with_format(stem, fmt), fig.to_image(format=fmt))
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - kaleido needs a browser; its failure must not lose the figure
             warnings.warn(f"could not write {fmt} for {stem.name}: {err}", stacklevel=3)
             continue
         written.append(fmt)

@@ -4,7 +4,8 @@ and parameters.
 A summary record keeps `identifier` (e.g. `behaviour/oscillation`), `hyperparameters =
 {"train", "test", "options"}` and the hashes of the models it was computed from; saving the
 same summary from the same models again replaces it. Files live under
-`summaries/<identifier>/<short hash>.csv`. The findings (`robustreach.findings`) quote these numbers without running anything.
+`summaries/<identifier>/<short hash>.csv`. The findings (`robustreach.findings`) quote these
+numbers without running anything.
 
 ```python
 store.save_summary(table, "behaviour/oscillation", train=..., test=spec, model_hashes=hashes)

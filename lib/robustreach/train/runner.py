@@ -64,7 +64,7 @@ def _newest_first(store, hp: Hyperparameters) -> list[dict[str, Any]]:
     wanted = params_hash(hp.to_dict())
     records = store.find("models", {"params_hash": wanted})
     if not records:  # saved before a field was added? Compare with today's defaults filled in.
-        records = [r for r in store.find("models") if r.get("params_hash") != wanted and _revalidated_hash(r) == wanted]
+        records = [r for r in store.find("models") if _revalidated_hash(r) == wanted]
     return sorted(records, key=lambda r: r.get("created", ""), reverse=True)
 
 
@@ -186,7 +186,7 @@ def _train_group(store, members: list[Hyperparameters], summary: TrainingSummary
         result = train_conditions(members, method=method, checkpoint_path=checkpoint, progress=progress)
     except KeyboardInterrupt:
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - keep going: the other groups' results must not be lost
         logger.error("training failed for %d condition(s): %s", len(members), error)
         for hp in members:
             summary.failed.append({"hyperparameters": hp.to_dict(), "error": "".join(traceback.format_exception_only(error)).strip()})
