@@ -61,6 +61,32 @@ def test_a_child_merges_over_its_parent(project):
     assert len(expand(load_paramfile(child))) == 2
 
 
+def test_only_the_files_own_when_rules_warn_when_they_match_nothing(project):
+    """Narrowing a parent's grid leaves the parent's rules for the dropped values unmatched, as
+    meant; a rule written in the child that matches nothing is still worth a warning."""
+    from robustreach.paramfiles import ParamFileWarning
+
+    put(project, "params/parent.yml", """\
+        notebooks: [nb/echo.qmd]
+        grid: {cfg.label: [a, b]}
+        when:
+          - if: {cfg.label: b}
+            set: {repeats: 3}
+        """)
+    child = put(project, "params/child.yml", """\
+        extends: parent.yml
+        grid: {cfg.label: [a]}
+        when:
+          - if: {cfg.n: 99}
+            set: {repeats: 4}
+        """)
+    with pytest.warns(ParamFileWarning) as caught:
+        pf = load_paramfile(child)
+    assert [str(w.message) for w in caught] == list(pf.warnings)
+    assert len(pf.warnings) == 1 and pf.warnings[0].startswith(f"{child}, line 4: when[1] matches no parameter set")
+    assert expand(pf) == [{"cfg": {"label": "a"}}]
+
+
 def test_extends_chains_and_refuses_cycles_and_the_outside(project, tmp_path_factory):
     put(project, "a.yml", "extends: b.yml\nbase: {repeats: 3}\n")
     put(project, "b.yml", "extends: c.yml\nbase: {cfg.n: 4}\n")

@@ -657,8 +657,9 @@ def load_paramfile(path: str | Path, *, root: str | Path | None = None) -> Param
     _check_sets(ParamFile(**fields), expanded)
     notes = []
     for k, ((condition, _), n) in enumerate(zip(when, matches)):
-        if n == 0:
-            file, line = lines[f"when[{k}]"].get("if", (path, "?"))
+        file, line = lines[f"when[{k}]"].get("if", (path, "?"))
+        # a rule of a file this one extends may rightly match nothing once the grid is narrowed
+        if n == 0 and file == path:
             notes.append(f"{file}, line {line}: when[{k}] matches no parameter set (if {condition}); "
                          "its additions are never applied")
     for note in notes:
