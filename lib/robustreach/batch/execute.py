@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -38,6 +37,7 @@ from robustreach.batch.runs import RunSpec
 from robustreach.compile_cache import compile_cache_environment
 from robustreach.devices import cpu_device_environment
 from robustreach.qmd import read_notebook
+from robustreach.store.maintenance import host_name
 
 __all__ = ["KERNEL_ENV", "ensure_kernel", "execute_run", "kernel_environment"]
 
@@ -227,8 +227,7 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     start = time.perf_counter()
     final = Path(spec.results) / spec.relative_dir
     final.parent.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
-    tmp = final.with_name(f".{final.name}.tmp-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = final.with_name(f".{final.name}.tmp-{host_name()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with _sigterm_raises():
             tmp.mkdir()

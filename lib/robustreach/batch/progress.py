@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from robustreach.batch.runs import RunSpec
+from robustreach.store.maintenance import run_folder_process_gone
 
 __all__ = ["last_progress_line", "watch_runs"]
 
@@ -43,7 +44,8 @@ def _running_logs(specs: Sequence[RunSpec]) -> Iterator[tuple[RunSpec, Path]]:
         final = Path(spec.results) / spec.relative_dir
         log_name = Path(spec.files["log"]).name
         for tmp in final.parent.glob(f".{final.name}.tmp-*"):
-            yield spec, tmp / log_name
+            if not run_folder_process_gone(tmp.name):  # not the folder of a killed earlier attempt
+                yield spec, tmp / log_name
 
 
 @contextmanager

@@ -63,6 +63,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def host_name() -> str:
+    """This machine's name as temporary run folders carry it (`.<hash>.tmp-<host>-<pid>-<id>`)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
+
+
+def run_folder_process_gone(name: str) -> bool:
+    """Whether the process that made the temporary run folder `name` is known to have ended:
+    it ran on this host and its pid no longer runs. (Another host's process cannot be asked.)"""
+    match = _RUN_TEMP.match(name)
+    return bool(match and match["pid"] is not None and match["host"] in (None, host_name())
+                and not _pid_alive(int(match["pid"])))
+
+
 def _newest_mtime(folder: Path) -> float:
     times = [folder.stat().st_mtime]
     for dirpath, _, files in os.walk(folder):
@@ -73,7 +86,6 @@ def _newest_mtime(folder: Path) -> float:
 def stale_run_folders(root: Path, min_age_s: float, now: float) -> list[str]:
     """Temporary and replaced run folders under `root/runs` whose process is gone."""
     found = []
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())  # as `batch.execute` names them
     for folder in sorted((root / "runs").glob("*/.*")):
         match = _RUN_TEMP.match(folder.name)
         if not match or not folder.is_dir() or folder.is_symlink():
@@ -81,8 +93,8 @@ def stale_run_folders(root: Path, min_age_s: float, now: float) -> list[str]:
         age = now - _newest_mtime(folder)
         if age < min_age_s:
             continue
-        if match["pid"] is not None and match["host"] in (None, host):
-            if _pid_alive(int(match["pid"])):
+        if match["pid"] is not None and match["host"] in (None, host_name()):
+            if not run_folder_process_gone(folder.name):
                 continue
         elif match["pid"] is not None and age < FOREIGN_STALE_S:
             continue
