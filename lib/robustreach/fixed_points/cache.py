@@ -28,7 +28,7 @@ from robustreach.options import SweepOptions, check_options
 # of `options.SweepOptions`, the one place they are defined.
 SWEEP_DEFAULTS: dict[str, Any] = SweepOptions().model_dump()
 # Part of every cache key: bump when the stored layout or the sweep's algorithm changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the finder hands over to Levenberg-Marquardt at q < 1 (was 1e-3)
 _TABLES = ("points", "spectra", "conditions", "neighbours", "summary")
 _ARRAYS = ("h", "u", "input_sv", "hold_hidden")
 
