@@ -116,3 +116,37 @@ def test_linearisation_predicts_one_step_with_first_order_error():
     ratio = errors[0] / errors[1]
     assert np.all(errors[1] < 1e-2)
     np.testing.assert_allclose(ratio, 10.0, rtol=0.2)
+
+
+def test_a_trained_100_unit_network_has_its_hold_points_found_from_noisy_starts():
+    """Replicate 0 of part2-short's curl-1.6 network (hidden 100, binary context), saved as a
+    fixture. Its hold points are stable: iterating the noiseless step from the end of a hold
+    trial settles on them, which gives the answer independently of the finder. Each goal sweep
+    condition (16 starts from the hold trial plus N(0, 0.1^2) per unit) must find exactly that
+    point. (With the finder's earlier hand-over to Levenberg-Marquardt at q < 1e-3, Adam never
+    got there and no start converged.)"""
+    import json
+    from pathlib import Path
+
+    from robustreach.fixed_points.sweep import goal_sweep, hold_hidden_states, steady_state_inputs
+    from robustreach.model import deserialise_model, select_replicate
+
+    fixture = Path(__file__).parent / "fixtures" / "models"
+    with open(fixture / "part2-curl1.6-replicate0.eqx", "rb") as stream:
+        model = select_replicate(deserialise_model(stream, json.loads((fixture / "part2-curl1.6-replicate0.json").read_text())), 0)
+    goals, contexts = np.array([[0.0, 0.0], [0.5, -0.5]]), np.array([[0.0], [1.0]])
+    sweep = goal_sweep(model, key=jax.random.PRNGKey(0), contexts=contexts[:, 0], goals=goals, n_starts=16,
+                       noise_std=0.1, progress=False, finder_progress=False)
+    assert (sweep.conditions["n_distinct"] == 1).all(), sweep.conditions
+    assert (sweep.conditions["n_converged"] >= 14).all(), sweep.conditions
+
+    step = model.controller.step
+    inputs = steady_state_inputs(model, goals, contexts)
+    hold = hold_hidden_states(model, goals, contexts, n_steps=100, key=jax.random.PRNGKey(1))
+    for row in sweep.points.itertuples():
+        c = int(np.flatnonzero(contexts[:, 0] == row.context)[0])
+        h = hold[c, row.goal, -1]
+        for _ in range(1000):
+            h = step(h, inputs[c, row.goal])
+        found = sweep.h[row.point]
+        np.testing.assert_allclose(found, np.asarray(h), atol=1e-4)
