@@ -4,9 +4,9 @@
 
 For each parameter file, writes `docs/findings/<part>.md` (its runs with the minutes each took,
 and the models they used, by hash), the summary tables listed in `SUMMARIES` (or, for results
-recorded before the notebooks saved them, the numbers of the figures in `FIGURE_NUMBERS`), and
-the figures listed in `FIGURES` as PNG files under
-`docs/findings/<part>/` (kaleido draws them in Chromium). Nothing is trained or run: what the
+recorded before the notebooks saved them, the numbers of the figures in `FIGURE_NUMBERS`; tables
+too long to read inline as CSV files, linked), and the figures listed in `FIGURES` as PNG files
+under `docs/findings/<part>/` (kaleido draws them in Chromium). Nothing is trained or run: what the
 index does not hold shows as "not run" or "not trained".
 """
 
@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from robustreach.findings import (
+    export_long_tables,
     export_part_figures,
     figure_summaries,
     findings_markdown,
@@ -77,6 +78,7 @@ def main() -> None:
         numbers = saved_summaries(findings, args.results, SUMMARIES)
         if not numbers:
             numbers = figure_summaries(findings, args.results, FIGURE_NUMBERS)
+        numbers = export_long_tables(numbers, args.out / findings.part)
         page = args.out / f"{findings.part}.md"
         page.write_text(f"<!-- written by scripts/findings.py from {args.results}/ -->\n\n"
                         + findings_markdown(findings, figures, relative_to=args.out, numbers=numbers) + "\n")

@@ -3,6 +3,8 @@
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from browser import needs_chromium
@@ -111,3 +113,23 @@ def test_recorded_summaries_agree_with_the_figures_drawn_from_the_same_trials(de
             assert (row.q25, row.q75) == pytest.approx((expected["q25"], expected["q75"]), rel=1e-6)
     page = findings_markdown(findings, [], relative_to=demo_project, numbers=recorded)
     assert page.count("`behaviour/measures`") == len(recorded)
+
+
+def test_long_tables_go_to_csv_files_that_the_page_links(tmp_path):
+    """A table longer than the limit is written as CSV (read back equal) and linked, not printed;
+    a short one stays inline."""
+    from robustreach.findings import NumbersTable, PartFindings, export_long_tables
+
+    long = pd.DataFrame({"goal": range(7), "value": np.linspace(0.0, 1.0, 7)})
+    short = pd.DataFrame({"goal": [0, 1], "value": [0.25, 0.5]})
+    numbers = [NumbersTable("jacobians/input_singular_values", "sv", [("context", 1.0)], long),
+               NumbersTable("fixed_points/continuum", "continuum", [], short)]
+    exported = export_long_tables(numbers, tmp_path / "part", max_rows=5)
+    assert exported[1].file is None
+    path = exported[0].file
+    assert path == tmp_path / "part" / "jacobians-input_singular_values__context=1.0.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(path), long)
+    empty = PartFindings("part", tmp_path / "part.yml", pd.DataFrame(), pd.DataFrame(), [])
+    page = findings_markdown(empty, [], relative_to=tmp_path, numbers=exported)
+    assert "(part/jacobians-input_singular_values__context=1.0.csv)" in page and "| 0.8333 |" not in page
+    assert "| 1 | 0.5 |" in page  # the short table, inline

@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 from plotly.offline import get_plotlyjs
 from robustreach.store import OneOf, ResultsStore
@@ -153,6 +154,18 @@ def test_export_names(store, four, tmp_path):
     assert "train.perturbation.std = 0.5" in html
     # deterministic: the same export again gives the same names
     assert store.export_figures(store.find_figures(IDENT, test={"amplitude": 2}), out, annotate=True) == paths
+
+
+def test_export_names_among_the_exported_figures(store, four, tmp_path):
+    """Named among the index, the amplitude-2 figures carry test.amplitude (it varies in the
+    index); named among themselves, only the training std, which is what tells them apart."""
+    records = store.find_figures(IDENT, test={"amplitude": 2})
+    paths = store.export_figures(records, tmp_path / "e", formats=("json",), names_among_exported=True)
+    base = "aligned_trajectories-compare_train_conditions__train.perturbation.std="
+    assert sorted(p.name for p in paths) == sorted(f"{base}{std}.json" for std in ("0", "0.5"))
+    for path in paths:  # each name holds its own figure (make_fig's first y is the std)
+        std = float(path.name.removeprefix(base).removesuffix(".json"))
+        assert pio.read_json(path).data[0].y[0] == std
 
 
 def test_export_disambiguates_same_params(store, four, tmp_path):

@@ -9,6 +9,7 @@ pngs = export_part_figures(findings, "results", "docs/findings/part1-short", ["b
 print(findings_markdown(findings, pngs, relative_to="docs/findings"))
 numbers = saved_summaries(findings, "results", ["behaviour/measures"])   # tables the notebooks recorded
 numbers += figure_summaries(findings, "results", ["behaviour/distributions/endpoint_error"])
+numbers = export_long_tables(numbers, "docs/findings/part1-short")   # long ones as CSV, linked
 ```
 `figure_summaries` reads the numbers back from the saved figures' traces (`plots.traces`):
 median and quartiles over trials, with the range of the replicates' medians, for violins and
@@ -19,7 +20,8 @@ all of this from the command line.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +104,12 @@ def export_part_figures(
     findings: PartFindings, results: str | Path, directory: str | Path, identifiers: list[str]
 ) -> list[Path]:
     """PNG files of the figures under `identifiers` drawn from the part's models (a figure's
-    models all among them), named by identifier and what distinguishes them."""
+    models all among them), named by identifier and what distinguishes them within the part."""
     store = ResultsStore(results)
     records = _part_figure_records(findings, store, identifiers)
     if not records:
         return []
-    return store.export_figures(records, directory, formats=("png",))
+    return store.export_figures(records, directory, formats=("png",), names_among_exported=True)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,34 @@ class NumbersTable:
     title: str
     distinguishing: list[tuple[str, Any]]
     table: pd.DataFrame
+    file: Path | None = None  # where the table was written as CSV, when too long to show inline
+
+
+MAX_INLINE_ROWS = 120  # longer tables go to CSV files beside the page (`export_long_tables`)
+
+
+def export_long_tables(numbers: list[NumbersTable], directory: str | Path,
+                       max_rows: int = MAX_INLINE_ROWS) -> list[NumbersTable]:
+    """Write each table of more than `max_rows` rows to `directory` as CSV (named by identifier
+    and what distinguishes it), and return the tables with `file` set for those; a page then
+    links to the file instead of printing thousands of rows."""
+    out, used = [], set()
+    for item in numbers:
+        if len(item.table) <= max_rows:
+            out.append(item)
+            continue
+        name = item.identifier.replace("/", "-") + "".join(f"__{k}={v}" for k, v in item.distinguishing)
+        name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
+        stem, k = name, 1
+        while name in used:
+            k += 1
+            name = f"{stem}__{k}"
+        used.add(name)
+        path = Path(directory) / f"{name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        item.table.to_csv(path, index=False)
+        out.append(replace(item, file=path))
+    return out
 
 
 def _ours(findings: PartFindings, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -213,8 +243,12 @@ def findings_markdown(findings: PartFindings, figures: list[Path], *, relative_t
                    "the range of the replicates' medians, or a curve's mean and std)."), ""]
         for item in numbers:
             what = ", ".join(f"{name}={value}" for name, value in item.distinguishing)
-            lines += [f"### {item.title}", "", f"`{item.identifier}`" + (f" ({what})" if what else ""), "",
-                      markdown_table(item.table), ""]
+            lines += [f"### {item.title}", "", f"`{item.identifier}`" + (f" ({what})" if what else ""), ""]
+            if item.file is not None:
+                link = Path(os.path.relpath(item.file, relative_to)).as_posix()
+                lines += [f"{len(item.table)} rows, columns {', '.join(map(str, item.table.columns))}: [{item.file.name}]({link})", ""]
+            else:
+                lines += [markdown_table(item.table), ""]
     if figures:
         lines += [f"## {findings.part}: figures", ""]
         for path in figures:

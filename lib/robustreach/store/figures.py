@@ -233,11 +233,14 @@ class FiguresMixin:
         directory: str | Path,
         annotate: bool = False,
         formats: Sequence[str] = ("html", "json"),
+        names_among_exported: bool = False,
     ) -> list[Path]:
         """Write the figures to `directory` under readable, deterministic names.
 
         Names are the identifier (with '-' for '/') then `__field=value` for each param that
-        varies among that identifier's figures, e.g.
+        varies among that identifier's figures in the index (or, with `names_among_exported`,
+        among the figures exported here, so that names do not change when other figures join
+        the index), e.g.
         `aligned_trajectories-compare_train_conditions__train.perturbation.std=0.5__test.amplitude=2.html`;
         the short hash is appended where two figures would otherwise share a name.
         """
@@ -249,7 +252,8 @@ class FiguresMixin:
         for rec in records:
             ident = rec["identifier"]
             if ident not in groups:
-                groups[ident] = self.find(FIGURES, {"identifier": ident})
+                groups[ident] = ([r for r in records if r["identifier"] == ident] if names_among_exported
+                                 else self.find(FIGURES, {"identifier": ident}))
             fields = self.identifying(rec, groups[ident])
             name = ident.replace("/", "-") + "".join(f"__{k}={_name_value(v)}" for k, v in fields)
             name = _UNSAFE.sub("_", name)
