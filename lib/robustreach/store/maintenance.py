@@ -93,10 +93,9 @@ def stale_run_folders(root: Path, min_age_s: float, now: float) -> list[str]:
         age = now - _newest_mtime(folder)
         if age < min_age_s:
             continue
-        if match["pid"] is not None and match["host"] in (None, host_name()):
-            if not run_folder_process_gone(folder.name):
-                continue
-        elif match["pid"] is not None and age < FOREIGN_STALE_S:
+        # kept: its process runs here, or it is another host's and was touched within a day
+        local = match["host"] in (None, host_name())
+        if match["pid"] is not None and not run_folder_process_gone(folder.name) and (local or age < FOREIGN_STALE_S):
             continue
         found.append(folder.relative_to(root).as_posix())
     return found
